@@ -1,0 +1,66 @@
+# rlguard: every target does its own set-up on a fresh machine (Python 3.11 + pip).
+#   make demo   run the whole stack on the embedded simulator
+#   make test   lint-free build + the test suite
+#   make lint   ruff (+ SDF and Dockerfile checks as they land)
+#   make bench  benchmarks, results under bench/results/
+SHELL := /bin/bash
+.SHELLFLAGS := -e -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+DEPS_STAMP := $(VENV)/.deps-installed
+BUILD_STAMP := install/.rlguard-built
+PACKAGES_SRC := $(shell find src -type f \( -name '*.py' -o -name '*.xml' -o -name '*.cfg' -o -name '*.yaml' -o -name '*.sdf' \) -not -path '*/test/*' 2>/dev/null)
+
+# DDS traffic stays on loopback for every target.
+export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
+export RMW_IMPLEMENTATION := rmw_fastrtps_cpp
+export PYTHONDONTWRITEBYTECODE := 1
+
+# A shell prefix that activates the venv and the built workspace.
+WS := source $(VENV)/bin/activate && source install/setup.bash &&
+
+.PHONY: help setup build test lint demo bench reliability clean distclean
+
+help:
+	@echo "make demo | make test | make lint | make bench | make clean"
+
+$(DEPS_STAMP): requirements.txt src/rl_training/pyproject.toml
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --upgrade --quiet "pip>=24"
+	$(VPY) -m pip install --quiet -r requirements.txt
+	$(VPY) -m pip install --quiet "setuptools<80"
+	$(VPY) -m pip install --quiet --no-deps --no-build-isolation -e src/rl_training
+	touch $@
+
+setup: $(DEPS_STAMP)
+
+$(BUILD_STAMP): $(DEPS_STAMP) $(PACKAGES_SRC) colcon.meta
+	source $(VENV)/bin/activate && colcon build --symlink-install --event-handlers console_cohesion- summary+
+	touch $@
+
+build: $(BUILD_STAMP)
+
+test: $(BUILD_STAMP)
+	$(WS) python -m pytest $(PYTEST_ARGS)
+
+lint: $(DEPS_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check --diff . || (echo "run: .venv/bin/ruff format ." && false)
+
+demo: $(BUILD_STAMP)
+	@echo "make demo: not yet available (lands with the full-stack bringup issue)"
+
+bench: $(BUILD_STAMP)
+	mkdir -p bench/results
+	for script in $$(ls src/*/bench/bench_*.py 2>/dev/null | sort); do \
+		echo "== $$script"; $(WS) python "$$script" --out bench/results; \
+	done
+
+clean:
+	rm -rf build install log
+
+distclean: clean
+	rm -rf $(VENV)

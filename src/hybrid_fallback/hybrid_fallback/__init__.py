@@ -1,0 +1,1 @@
+"""DWA fallback controller and the policy/fallback/teleop/stop arbiter."""

@@ -1,0 +1,1 @@
+"""TorchScript policy inference and the observation, action and policy-card core."""

@@ -1,0 +1,1 @@
+"""Training, export and evaluation of rlguard navigation policies (no rclpy)."""

@@ -1,0 +1,1 @@
+"""Embedded MuJoCo simulator, world/robot descriptions and Gazebo Harmonic bringup."""
