@@ -33,9 +33,10 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 os.environ["RLGUARD_WORKSPACE"] = str(WORKSPACE_ROOT)
 
-for package_dir in reversed(PACKAGE_DIRS):
-    if str(package_dir) not in sys.path:
-        sys.path.insert(0, str(package_dir))
+# Test helper modules (uniquely named) live beside the tests in src/<pkg>/test.
+for import_dir in [p / "test" for p in PACKAGE_DIRS] + PACKAGE_DIRS:
+    if import_dir.is_dir() and str(import_dir) not in sys.path:
+        sys.path.insert(0, str(import_dir))
 os.environ["PYTHONPATH"] = os.pathsep.join(
     [str(p) for p in PACKAGE_DIRS]
     + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]

@@ -1,0 +1,355 @@
+"""The policy card: the contract between training and deployment (no rclpy, no torch).
+
+A card travels inside the TorchScript file as ``policy_card.json`` (saved with
+``torch.jit.save(..., _extra_files=...)``). It says how to build the observation the
+policy was trained on and what velocities its [-1, 1] outputs stand for. A file
+without a card is read with `implicit_card`, the seed guide's 69-input layout.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+CARD_FORMAT = "rlguard.policy/1"
+CARD_FILENAME = "policy_card.json"
+SCAN_REDUCTIONS = ("min", "stride")
+
+
+class PolicyCardError(ValueError):
+    """A policy card that is malformed or inconsistent; the message names the field."""
+
+
+@dataclass(frozen=True)
+class ScanSpec:
+    """How the live scan is resampled into sectors.
+
+    The field of view is centred on the robot's forward axis; sector 0 starts at
+    -fov/2 and sectors run counter-clockwise, like LaserScan beams. Each sector value
+    is its range clipped to `range_cap` and divided by it, so it lies in [0, 1].
+    """
+
+    sectors: int
+    field_of_view_deg: float
+    range_cap: float
+    reduction: str = "min"
+
+    @property
+    def field_of_view(self) -> float:
+        """Field of view in radians."""
+        return math.radians(self.field_of_view_deg)
+
+
+@dataclass(frozen=True)
+class GoalSpec:
+    """Goal encoding: distance, cos and sin of the bearing in the robot frame.
+
+    With a `distance_cap` the distance is clipped to it and divided by it (in [0, 1]);
+    without one it is the raw distance in metres.
+    """
+
+    distance_cap: float | None = None
+
+
+@dataclass(frozen=True)
+class VelocitySpec:
+    """Measured linear and angular velocity terms, each divided by its scale."""
+
+    linear_scale: float = 1.0
+    angular_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class ObservationSpec:
+    """Layout of one observation: scan sectors, goal (3), velocity (2), previous action (2).
+
+    With `history_length` > 1, that many frames are stacked, newest first.
+    """
+
+    scan: ScanSpec
+    goal: GoalSpec = GoalSpec()
+    velocity: VelocitySpec | None = VelocitySpec()
+    previous_action: bool = False
+    history_length: int = 1
+
+    @property
+    def frame_size(self) -> int:
+        """Values in one frame."""
+        size = self.scan.sectors + 3
+        if self.velocity is not None:
+            size += 2
+        if self.previous_action:
+            size += 2
+        return size
+
+    @property
+    def size(self) -> int:
+        """Values in the whole observation vector (D in ``forward(obs[B, D])``)."""
+        return self.frame_size * self.history_length
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """The (linear m/s, angular rad/s) velocities that outputs -1 and +1 map to."""
+
+    linear: tuple[float, float]
+    angular: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class PolicyCard:
+    """Everything deployment must know about a policy file."""
+
+    name: str
+    version: str
+    observation: ObservationSpec
+    action: ActionSpec
+    created: str = ""
+    weights_sha256: str = ""
+    control_rate_hz: float = 20.0
+    training: Mapping[str, Any] = field(default_factory=dict)
+    evaluation: Mapping[str, Any] = field(default_factory=dict)
+    format: str = CARD_FORMAT
+
+    def to_dict(self) -> dict[str, Any]:
+        """The card as plain JSON-ready data."""
+        data = asdict(self)
+        data["action"] = {k: list(v) for k, v in data["action"].items()}
+        return data
+
+    def to_json(self) -> str:
+        """The card as the JSON text stored in the policy file."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def with_updates(self, **changes: Any) -> PolicyCard:
+        """A copy with some fields replaced (validated)."""
+        return validate_card(replace(self, **changes))
+
+    @staticmethod
+    def from_json(text: str | bytes, source: str = "policy card") -> PolicyCard:
+        """Parse and validate card JSON; errors name `source` and the offending field."""
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise PolicyCardError(f"{source}: not valid JSON ({exc})") from None
+        return card_from_dict(data, source)
+
+
+def _fail(source: str, path: str, reason: str) -> PolicyCardError:
+    return PolicyCardError(f"{source}: {path}: {reason}")
+
+
+def _section(data: Any, path: str, source: str, allowed: set[str]) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise _fail(source, path, f"must be an object, got {type(data).__name__}")
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise _fail(source, path, f"unknown field(s) {', '.join(unknown)}")
+    return data
+
+
+def _require(data: Mapping[str, Any], key: str, path: str, source: str) -> Any:
+    if key not in data:
+        raise _fail(source, f"{path}.{key}" if path else key, "missing")
+    return data[key]
+
+
+def _number(value: Any, path: str, source: str, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _fail(source, path, f"must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise _fail(source, path, f"must be finite, got {value!r}")
+    if positive and value <= 0:
+        raise _fail(source, path, f"must be > 0, got {value!r}")
+    return float(value)
+
+
+def _integer(value: Any, path: str, source: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(source, path, f"must be an integer, got {value!r}")
+    if value < minimum:
+        raise _fail(source, path, f"must be >= {minimum}, got {value!r}")
+    return value
+
+
+def _text(value: Any, path: str, source: str) -> str:
+    if not isinstance(value, str):
+        raise _fail(source, path, f"must be a string, got {value!r}")
+    return value
+
+
+def _pair(value: Any, path: str, source: str) -> tuple[float, float]:
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise _fail(source, path, f"must be [value_at_-1, value_at_+1], got {value!r}")
+    low = _number(value[0], f"{path}[0]", source)
+    high = _number(value[1], f"{path}[1]", source)
+    if low == high:
+        raise _fail(source, path, "both ends map to the same velocity")
+    return (low, high)
+
+
+def card_from_dict(data: Any, source: str = "policy card") -> PolicyCard:
+    """Build a validated `PolicyCard` from parsed JSON data."""
+    top = _section(
+        data,
+        "card",
+        source,
+        {
+            "format",
+            "name",
+            "version",
+            "created",
+            "weights_sha256",
+            "observation",
+            "action",
+            "control_rate_hz",
+            "training",
+            "evaluation",
+        },
+    )
+    fmt = _text(_require(top, "format", "", source), "format", source)
+    if fmt != CARD_FORMAT:
+        raise _fail(source, "format", f"unsupported {fmt!r}, expected {CARD_FORMAT!r}")
+
+    obs = _section(
+        _require(top, "observation", "", source),
+        "observation",
+        source,
+        {"scan", "goal", "velocity", "previous_action", "history_length"},
+    )
+    scan = _section(
+        _require(obs, "scan", "observation", source),
+        "observation.scan",
+        source,
+        {"sectors", "field_of_view_deg", "range_cap", "reduction"},
+    )
+    goal = _section(obs.get("goal", {}), "observation.goal", source, {"distance_cap"})
+    velocity_data = obs.get("velocity", {})
+    velocity = None
+    if velocity_data is not None:
+        vel = _section(
+            velocity_data, "observation.velocity", source, {"linear_scale", "angular_scale"}
+        )
+        velocity = VelocitySpec(
+            linear_scale=_number(
+                vel.get("linear_scale", 1.0), "observation.velocity.linear_scale", source, True
+            ),
+            angular_scale=_number(
+                vel.get("angular_scale", 1.0), "observation.velocity.angular_scale", source, True
+            ),
+        )
+    cap = goal.get("distance_cap")
+    previous_action = obs.get("previous_action", False)
+    if not isinstance(previous_action, bool):
+        raise _fail(
+            source, "observation.previous_action", f"must be true/false, got {previous_action!r}"
+        )
+
+    observation = ObservationSpec(
+        scan=ScanSpec(
+            sectors=_integer(
+                _require(scan, "sectors", "observation.scan", source),
+                "observation.scan.sectors",
+                source,
+            ),
+            field_of_view_deg=_number(
+                _require(scan, "field_of_view_deg", "observation.scan", source),
+                "observation.scan.field_of_view_deg",
+                source,
+                True,
+            ),
+            range_cap=_number(
+                _require(scan, "range_cap", "observation.scan", source),
+                "observation.scan.range_cap",
+                source,
+                True,
+            ),
+            reduction=_text(scan.get("reduction", "min"), "observation.scan.reduction", source),
+        ),
+        goal=GoalSpec(
+            distance_cap=None
+            if cap is None
+            else _number(cap, "observation.goal.distance_cap", source, True)
+        ),
+        velocity=velocity,
+        previous_action=previous_action,
+        history_length=_integer(obs.get("history_length", 1), "observation.history_length", source),
+    )
+    action = _section(_require(top, "action", "", source), "action", source, {"linear", "angular"})
+    training = top.get("training", {})
+    evaluation = top.get("evaluation", {})
+    for key, value in (("training", training), ("evaluation", evaluation)):
+        if not isinstance(value, Mapping):
+            raise _fail(source, key, f"must be an object, got {type(value).__name__}")
+    card = PolicyCard(
+        format=fmt,
+        name=_text(_require(top, "name", "", source), "name", source),
+        version=_text(_require(top, "version", "", source), "version", source),
+        created=_text(top.get("created", ""), "created", source),
+        weights_sha256=_text(top.get("weights_sha256", ""), "weights_sha256", source),
+        observation=observation,
+        action=ActionSpec(
+            linear=_pair(_require(action, "linear", "action", source), "action.linear", source),
+            angular=_pair(_require(action, "angular", "action", source), "action.angular", source),
+        ),
+        control_rate_hz=_number(top.get("control_rate_hz", 20.0), "control_rate_hz", source, True),
+        training=dict(training),
+        evaluation=dict(evaluation),
+    )
+    return validate_card(card, source)
+
+
+def validate_card(card: PolicyCard, source: str = "policy card") -> PolicyCard:
+    """Check the semantic rules a parsed card must also meet; returns the card."""
+    scan = card.observation.scan
+    if scan.reduction not in SCAN_REDUCTIONS:
+        raise _fail(
+            source,
+            "observation.scan.reduction",
+            f"must be one of {', '.join(SCAN_REDUCTIONS)}, got {scan.reduction!r}",
+        )
+    if not 0 < scan.field_of_view_deg <= 360:
+        raise _fail(
+            source,
+            "observation.scan.field_of_view_deg",
+            f"must be in (0, 360], got {scan.field_of_view_deg}",
+        )
+    if not card.name:
+        raise _fail(source, "name", "must not be empty")
+    sha = card.weights_sha256
+    if sha and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
+        raise _fail(source, "weights_sha256", "must be 64 lowercase hex digits or empty")
+    return card
+
+
+SEED_SCAN_SECTORS = 64
+SEED_RANGE_CAP = 10.0
+
+
+def implicit_card(max_linear: float, max_angular: float) -> PolicyCard:
+    """The card assumed for a policy file that carries none: the seed guide's layout.
+
+    64 scan values stride-sampled over the full circle, range cap 10 m, scaled to
+    [0, 1]; goal distance (raw metres), cos and sin of the bearing; linear and angular
+    velocity (raw): 69 inputs. Outputs are scaled by the node's `max_velocity`.
+    """
+    return PolicyCard(
+        name="implicit-seed-layout",
+        version="0",
+        observation=ObservationSpec(
+            scan=ScanSpec(
+                sectors=SEED_SCAN_SECTORS,
+                field_of_view_deg=360.0,
+                range_cap=SEED_RANGE_CAP,
+                reduction="stride",
+            ),
+            goal=GoalSpec(distance_cap=None),
+            velocity=VelocitySpec(linear_scale=1.0, angular_scale=1.0),
+            previous_action=False,
+            history_length=1,
+        ),
+        action=ActionSpec(linear=(-max_linear, max_linear), angular=(-max_angular, max_angular)),
+    )
