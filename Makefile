@@ -18,6 +18,8 @@ PACKAGES_SRC := $(shell find src -type f \( -name '*.py' -o -name '*.xml' -o -na
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export RMW_IMPLEMENTATION := rmw_fastrtps_cpp
 export PYTHONDONTWRITEBYTECODE := 1
+# Nodes resolve relative model paths and shipped files against this checkout.
+export RLGUARD_WORKSPACE := $(CURDIR)
 
 # A shell prefix that activates the venv and the built workspace.
 WS := source $(VENV)/bin/activate && source install/setup.bash &&

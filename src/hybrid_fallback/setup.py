@@ -1,5 +1,9 @@
+from glob import glob
+
 from setuptools import find_packages, setup
 
+# Node parameter YAML lives in the workspace config/ (one file per node) and is
+# installed into this package's share directory.
 PACKAGE = "hybrid_fallback"
 
 
@@ -10,6 +14,7 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/config", glob("../../config/hybrid_fallback.yaml")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

@@ -1,5 +1,9 @@
+from glob import glob
+
 from setuptools import find_packages, setup
 
+# Node parameter YAML lives in the workspace config/ (one file per node) and is
+# installed into this package's share directory.
 PACKAGE = "rl_policy_node"
 
 
@@ -10,6 +14,8 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/config", glob("../../config/rl_policy_node.yaml")),
+        (f"share/{PACKAGE}/models", glob("../../models/*.pt") + glob("../../models/*.md")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

@@ -1,5 +1,9 @@
+from glob import glob
+
 from setuptools import find_packages, setup
 
+# Node parameter YAML lives in the workspace config/ (one file per node) and is
+# installed into this package's share directory.
 PACKAGE = "sim_bringup"
 
 
@@ -10,6 +14,11 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/config", glob("../../config/mujoco_sim.yaml")),
+        (f"share/{PACKAGE}/config/robots", glob("../../config/robots/*.yaml")),
+        (f"share/{PACKAGE}/worlds", glob("worlds/*.yaml")),
+        (f"share/{PACKAGE}/launch", glob("launch/*.py")),
+        (f"share/{PACKAGE}/gazebo", glob("gazebo/*")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
