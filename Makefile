@@ -51,6 +51,7 @@ test: $(BUILD_STAMP)
 lint: $(DEPS_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check --diff . || (echo "run: .venv/bin/ruff format ." && false)
+	$(VENV)/bin/hadolint docker/Dockerfile
 
 demo: $(BUILD_STAMP)
 	@echo "make demo: not yet available (lands with the full-stack bringup issue)"

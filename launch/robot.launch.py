@@ -1,0 +1,73 @@
+"""The rlguard stack alone, on a real robot, remapped onto the robot's own topics.
+
+ros2 launch launch/robot.launch.py scan_topic:=/front/scan cmd_vel_topic:=/base/cmd_vel
+"""
+
+from __future__ import annotations
+
+import os
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, GroupAction, IncludeLaunchDescription
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import SetRemap
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def generate_launch_description() -> LaunchDescription:
+    """Include the stack with the robot's scan, odom and cmd_vel topics remapped."""
+    arguments = [
+        DeclareLaunchArgument(
+            "scan_topic", default_value="scan", description="The robot's LaserScan topic."
+        ),
+        DeclareLaunchArgument(
+            "odom_topic", default_value="odom", description="The robot's Odometry topic."
+        ),
+        DeclareLaunchArgument(
+            "cmd_vel_topic",
+            default_value="cmd_vel",
+            description="The base's velocity command topic (the safety controller's output).",
+        ),
+        DeclareLaunchArgument(
+            "namespace", default_value="", description="Namespace of the stack nodes."
+        ),
+        DeclareLaunchArgument(
+            "model_path", default_value="", description="Policy file for rl_policy_node."
+        ),
+        DeclareLaunchArgument(
+            "robot",
+            default_value="default",
+            description="Robot profile name (config/robots/<robot>.yaml).",
+        ),
+        DeclareLaunchArgument(
+            "use_stamped",
+            default_value="false",
+            description="Publish cmd_vel as TwistStamped (what the base driver expects).",
+        ),
+        DeclareLaunchArgument(
+            "params_file",
+            default_value="",
+            description="Optional YAML applied on top of each node's config.",
+        ),
+    ]
+    stack = GroupAction(
+        [
+            SetRemap(src="scan", dst=LaunchConfiguration("scan_topic")),
+            SetRemap(src="odom", dst=LaunchConfiguration("odom_topic")),
+            SetRemap(src="cmd_vel", dst=LaunchConfiguration("cmd_vel_topic")),
+            IncludeLaunchDescription(
+                PythonLaunchDescriptionSource(os.path.join(HERE, "stack.launch.py")),
+                launch_arguments={
+                    "namespace": LaunchConfiguration("namespace"),
+                    "use_sim_time": "false",
+                    "model_path": LaunchConfiguration("model_path"),
+                    "robot": LaunchConfiguration("robot"),
+                    "use_stamped": LaunchConfiguration("use_stamped"),
+                    "params_file": LaunchConfiguration("params_file"),
+                }.items(),
+            ),
+        ]
+    )
+    return LaunchDescription([*arguments, stack])

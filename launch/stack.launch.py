@@ -1,0 +1,108 @@
+"""The rlguard stack: rl_policy_node -> hybrid_fallback -> safety_controller.
+
+Each node loads its YAML from the workspace config/ (installed into its package's share
+directory), then the optional `params_file` overrides, then the launch arguments.
+
+    ros2 launch launch/stack.launch.py model_path:=nav_policy.pt use_sim_time:=true
+"""
+
+from __future__ import annotations
+
+from launch import LaunchContext, LaunchDescription
+from launch.actions import DeclareLaunchArgument, GroupAction, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node, PushROSNamespace
+from launch_ros.substitutions import FindPackageShare
+
+# (package, executable, node name); each node's YAML is config/<node name>.yaml.
+STACK_NODES = (
+    ("rl_policy_node", "rl_policy_node", "rl_policy_node"),
+    ("hybrid_fallback", "hybrid_fallback", "hybrid_fallback"),
+    ("safety_controller", "safety_controller", "safety_controller"),
+)
+
+
+def _as_bool(text: str) -> bool:
+    return text.strip().lower() in ("true", "1", "yes", "on")
+
+
+def _stack_nodes(context: LaunchContext) -> list[Node]:
+    use_sim_time = _as_bool(LaunchConfiguration("use_sim_time").perform(context))
+    use_stamped = _as_bool(LaunchConfiguration("use_stamped").perform(context))
+    model_path = LaunchConfiguration("model_path").perform(context)
+    params_file = LaunchConfiguration("params_file").perform(context)
+    robot = LaunchConfiguration("robot").perform(context)
+    log_level = LaunchConfiguration("log_level").perform(context)
+
+    # The robot profile (config/robots/<robot>.yaml) sets footprint, limits and lidar
+    # mount for every node; sim_bringup owns the profile format.
+    from sim_bringup.stack_config import robot_parameter_overrides
+
+    overrides = robot_parameter_overrides(robot)
+    overrides["rl_policy_node"] = {**overrides.get("rl_policy_node", {})}
+    if model_path:
+        overrides["rl_policy_node"]["model_path"] = model_path
+    overrides.setdefault("safety_controller", {})["enable_stamped_cmd_vel"] = use_stamped
+
+    nodes = []
+    for package, executable, name in STACK_NODES:
+        parameters: list[object] = [
+            FindPackageShare(package).perform(context) + f"/config/{name}.yaml"
+        ]
+        if params_file:
+            parameters.append(params_file)
+        parameters.append({"use_sim_time": use_sim_time, **overrides.get(name, {})})
+        nodes.append(
+            Node(
+                package=package,
+                executable=executable,
+                name=name,
+                output="screen",
+                parameters=parameters,
+                arguments=["--ros-args", "--log-level", log_level],
+            )
+        )
+    return nodes
+
+
+def generate_launch_description() -> LaunchDescription:
+    """Launch the policy node, the arbiter with its DWA fallback, and the safety controller."""
+    arguments = [
+        DeclareLaunchArgument(
+            "namespace", default_value="", description="Namespace of every stack node (fleets)."
+        ),
+        DeclareLaunchArgument(
+            "use_sim_time", default_value="false", description="Use the /clock topic as time."
+        ),
+        DeclareLaunchArgument(
+            "model_path",
+            default_value="",
+            description="Policy file; relative paths resolve against the models/ directory. "
+            "Empty keeps the YAML's model_path.",
+        ),
+        DeclareLaunchArgument(
+            "robot",
+            default_value="default",
+            description="Robot profile name (config/robots/<robot>.yaml).",
+        ),
+        DeclareLaunchArgument(
+            "use_stamped",
+            default_value="false",
+            description="Publish cmd_vel as TwistStamped instead of Twist.",
+        ),
+        DeclareLaunchArgument(
+            "params_file",
+            default_value="",
+            description="Optional YAML applied on top of each node's config (keyed by node name).",
+        ),
+        DeclareLaunchArgument(
+            "log_level", default_value="info", description="Log level of the stack nodes."
+        ),
+    ]
+    stack = GroupAction(
+        [
+            PushROSNamespace(LaunchConfiguration("namespace")),
+            OpaqueFunction(function=_stack_nodes),
+        ]
+    )
+    return LaunchDescription([*arguments, stack])
