@@ -1,0 +1,294 @@
+"""`make demo`: the whole stack on the embedded simulator, scripted and recorded.
+
+Starts the simulator and the stack (each node its own process, see `stack_runner`),
+then drives the warehouse world's goal sequence: the policy drives, is switched off
+(the fallback finishes a goal), is switched on again, is swapped to another model by a
+parameter set and back, and the e-stop is pressed and reset. A one-line status is
+printed while it runs and a summary table at the end; `runs/<timestamp>/` gets
+`report.json`, `trajectory.png` and `recording.mcap`. Exit status 1 if a goal was
+missed, anything collided, or a scripted step did not do what it should.
+
+    python -m sim_bringup.demo --world warehouse --rtf 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import rclpy
+from geometry_msgs.msg import Twist
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import (
+    DurabilityPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
+from sensor_msgs.msg import LaserScan
+from std_msgs.msg import Bool, Float32, String, UInt32
+from std_srvs.srv import Trigger
+
+from sim_bringup.demo_report import Action, DemoLog, DemoScript, Sample, plot_trajectory
+from sim_bringup.mcap_recording import McapRecorder
+from sim_bringup.profiles import load_world
+from sim_bringup.stack_runner import StackOptions, StackRunner
+
+LATCHED = QoSProfile(
+    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+BEST_EFFORT = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+# Topics the MCAP recording holds: (topic, message class, ROS type name, QoS).
+RECORDED_TOPICS = (
+    ("scan", LaserScan, "sensor_msgs/msg/LaserScan", qos_profile_sensor_data),
+    ("odom", Odometry, "nav_msgs/msg/Odometry", BEST_EFFORT),
+    ("cmd_vel", Twist, "geometry_msgs/msg/Twist", RELIABLE),
+    ("policy/cmd_vel", Twist, "geometry_msgs/msg/Twist", RELIABLE),
+    ("hybrid/mode", String, "std_msgs/msg/String", LATCHED),
+    ("safety/scale", Float32, "std_msgs/msg/Float32", RELIABLE),
+)
+
+
+class DemoNode(Node):
+    """Watches the stack, carries out the demo script, and records the run."""
+
+    def __init__(
+        self, log: DemoLog, recorder: McapRecorder, goal_tolerance: float, models: tuple[str, str]
+    ) -> None:
+        super().__init__(
+            "rlguard_demo",
+            parameter_overrides=[rclpy.parameter.Parameter("use_sim_time", value=True)],
+        )
+        self.log = log
+        self.recorder = recorder
+        self.goal_tolerance = goal_tolerance
+        self.primary_model, self.alternate_model = models
+        self.script = DemoScript()
+        self.pose = (math.nan, math.nan)
+        self.speed = 0.0
+        self.scale = 1.0
+        self.mode = "-"
+        self.estop_engaged = False
+        self.estop_since = 0.0
+        self.goals_reached = 0
+        self._intervening = False
+
+        self.create_subscription(Odometry, "sim/ground_truth", self._on_ground_truth, RELIABLE)
+        self.create_subscription(String, "hybrid/mode", self._on_mode, LATCHED)
+        self.create_subscription(Float32, "safety/scale", self._on_scale, RELIABLE)
+        self.create_subscription(UInt32, "sim/collisions", self._on_collisions, RELIABLE)
+        self.create_subscription(Twist, "cmd_vel", self._on_cmd_vel, RELIABLE)
+        for topic, message_type, type_name, qos in RECORDED_TOPICS:
+            recorder.add_topic(f"/{topic}", type_name)
+            self.create_subscription(
+                message_type, topic, self._recorder_callback(f"/{topic}"), qos, raw=True
+            )
+        self.enable_publisher = self.create_publisher(Bool, "policy/enable", LATCHED)
+        self.set_parameters_client = self.create_client(
+            SetParameters, "rl_policy_node/set_parameters"
+        )
+        self.trigger_client = self.create_client(Trigger, "safety/trigger_estop")
+        self.reset_client = self.create_client(Trigger, "safety/reset")
+        self.create_timer(0.1, self._tick)
+
+    # -- inputs -------------------------------------------------------------------
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _recorder_callback(self, topic: str):
+        def record(serialized: bytes) -> None:
+            self.recorder.write(topic, serialized, self.get_clock().now().nanoseconds)
+
+        return record
+
+    def _on_ground_truth(self, msg: Odometry) -> None:
+        self.pose = (msg.pose.pose.position.x, msg.pose.pose.position.y)
+        self.speed = math.hypot(msg.twist.twist.linear.x, msg.twist.twist.linear.y)
+        goals = self.log.goals
+        if self.goals_reached < len(goals):
+            gx, gy = goals[self.goals_reached]
+            if math.hypot(self.pose[0] - gx, self.pose[1] - gy) <= self.goal_tolerance:
+                self.goals_reached += 1
+                self.log.goal_times.append(self._now())
+                self.log.event(self._now(), f"goal {self.goals_reached} reached", mode=self.mode)
+
+    def _on_mode(self, msg: String) -> None:
+        self.mode = msg.data.split(":", 1)[0].strip().upper()
+
+    def _on_scale(self, msg: Float32) -> None:
+        self.scale = float(msg.data)
+        intervening = self.scale < 0.999
+        if intervening and not self._intervening:
+            self.log.interventions += 1
+        self._intervening = intervening
+
+    def _on_collisions(self, msg: UInt32) -> None:
+        self.log.collisions = int(msg.data)
+
+    def _on_cmd_vel(self, msg: Twist) -> None:
+        # The first publish after the trigger may still be in flight; judge after 0.2 s.
+        if self.estop_engaged and self._now() - self.estop_since > 0.2:
+            self.log.estop_max_speed = max(
+                self.log.estop_max_speed, abs(msg.linear.x), abs(msg.angular.z)
+            )
+
+    # -- the script ---------------------------------------------------------------
+    def _tick(self) -> None:
+        now = self._now()
+        if not math.isnan(self.pose[0]):
+            self.log.add_sample(
+                Sample(now, self.pose[0], self.pose[1], self.mode, self.speed, self.scale)
+            )
+        for action in self.script.step(now, self.goals_reached):
+            self._carry_out(action, now)
+
+    def _carry_out(self, action: Action, now: float) -> None:
+        self.log.event(now, action.value, x=self.pose[0], y=self.pose[1], mode=self.mode)
+        self.get_logger().info(f"demo: {action.value}")
+        if action in (Action.ENABLE_POLICY, Action.REENABLE_POLICY):
+            self.enable_publisher.publish(Bool(data=True))
+        elif action is Action.DISABLE_POLICY:
+            self.enable_publisher.publish(Bool(data=False))
+        elif action in (Action.SWAP_TO_ALTERNATE, Action.SWAP_TO_PRIMARY):
+            model = (
+                self.alternate_model if action is Action.SWAP_TO_ALTERNATE else self.primary_model
+            )
+            self._set_model(model, action)
+        elif action is Action.TRIGGER_ESTOP:
+            self.estop_engaged, self.estop_since = True, now
+            self._call(self.trigger_client, action)
+        elif action is Action.RESET_ESTOP:
+            self.estop_engaged = False
+            self._call(self.reset_client, action)
+
+    def _set_model(self, model: str, action: Action) -> None:
+        request = SetParameters.Request()
+        value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=model)
+        request.parameters = [Parameter(name="model_path", value=value)]
+        future = self.set_parameters_client.call_async(request)
+
+        def done(result_future) -> None:
+            result = result_future.result().results[0]
+            self.log.event(
+                self._now(),
+                f"{action.value}: {'ok' if result.successful else 'refused'}",
+                model=model,
+                reason=result.reason,
+            )
+            if not result.successful:
+                self.log.script_problems.append(f"model swap to {model} refused: {result.reason}")
+
+        future.add_done_callback(done)
+
+    def _call(self, client, action: Action) -> None:
+        future = client.call_async(Trigger.Request())
+
+        def done(result_future) -> None:
+            response = result_future.result()
+            self.log.event(
+                self._now(),
+                f"{action.value}: {'ok' if response.success else 'refused'}",
+                message=response.message,
+            )
+            if not response.success:
+                self.log.script_problems.append(f"{action.value} refused: {response.message}")
+
+        future.add_done_callback(done)
+
+    def status_line(self) -> str:
+        """The live one-line status."""
+        return (
+            f"t={self._now():6.1f}s  mode={self.mode:<8}"
+            f"  goals={self.goals_reached}/{len(self.log.goals)}"
+            f"  speed={self.speed:4.2f} m/s  scale={self.scale:4.2f}"
+            f"  interventions={self.log.interventions}  collisions={self.log.collisions}"
+        )
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--world", default="warehouse")
+    parser.add_argument("--robot", default="default")
+    parser.add_argument("--model", default="nav_policy.pt", help="primary policy (models/)")
+    parser.add_argument("--alternate-model", default="weak_policy.pt", help="swapped in mid-run")
+    parser.add_argument("--rtf", type=float, default=2.0, help="simulation real-time factor")
+    parser.add_argument("--timeout", type=float, default=240.0, help="wall-clock budget (s)")
+    parser.add_argument("--out", default=None, help="output directory (default runs/<time>)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the scripted demo; 0 when every goal was reached and every step behaved."""
+    args = _parse(argv)
+    out = Path(args.out or f"runs/{time.strftime('%Y%m%d-%H%M%S')}")
+    out.mkdir(parents=True, exist_ok=True)
+    world = load_world(args.world)
+    log = DemoLog(world=world.name, goals=[tuple(g) for g in world.goals])
+    options = StackOptions(
+        world=args.world,
+        robot=args.robot,
+        model_path=args.model,
+        real_time_factor=args.rtf,
+        extra_parameters={"rl_policy_node": {"enabled_on_start": False}},
+    )
+    runner = StackRunner(options, out / "logs").start()
+    recorder = McapRecorder(out / "recording.mcap")
+    rclpy.init()
+    node = DemoNode(log, recorder, world.goal_tolerance, (args.model, args.alternate_model))
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    interactive = sys.stdout.isatty()
+    started = time.monotonic()
+    last_print = 0.0
+    try:
+        while time.monotonic() - started < args.timeout:
+            executor.spin_once(timeout_sec=0.05)
+            if node.goals_reached >= len(log.goals) and not node.script.pending():
+                break
+            dead = runner.dead()
+            if dead:
+                log.script_problems.append(
+                    "node(s) died: " + ", ".join(p.spec.name or "?" for p in dead)
+                )
+                break
+            if time.monotonic() - last_print > (0.2 if interactive else 5.0):
+                last_print = time.monotonic()
+                print(
+                    ("\r" if interactive else "") + node.status_line(),
+                    end="" if interactive else "\n",
+                    flush=True,
+                )
+        else:
+            log.script_problems.append(f"timed out after {args.timeout:.0f} s wall time")
+        pending = node.script.pending()
+        if pending:
+            log.script_problems.append(
+                "scripted steps not reached: " + ", ".join(a.value for a in pending)
+            )
+    except (KeyboardInterrupt, ExternalShutdownException):
+        log.script_problems.append("interrupted")
+    finally:
+        print()
+        recorder.close()
+        executor.remove_node(node)
+        node.destroy_node()
+        rclpy.try_shutdown()
+        runner.stop()
+    log.write_report(out / "report.json")
+    plot_trajectory(log, world, out / "trajectory.png")
+    print(log.summary_table())
+    print(f"\nartefacts: {out}/report.json, {out}/trajectory.png, {out}/recording.mcap")
+    return 0 if not log.failures() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""The demo's script, log and artefacts (no rclpy): what `make demo` does and shows.
+
+`DemoScript` decides, from what the stack reports, when to switch the policy off and on,
+swap the model and press the e-stop. `DemoLog` keeps the trajectory and events, and
+writes `report.json`, the trajectory plot and the summary table.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from sim_bringup.profiles import World
+
+MODE_COLOURS = {
+    "POLICY": "tab:blue",
+    "FALLBACK": "tab:orange",
+    "TELEOP": "tab:purple",
+    "IDLE": "tab:gray",
+    "STOPPED": "tab:red",
+}
+
+
+class Action(Enum):
+    """A step of the scripted demo, carried out by the demo node."""
+
+    ENABLE_POLICY = "enable policy"
+    DISABLE_POLICY = "disable policy"
+    REENABLE_POLICY = "enable policy again"
+    SWAP_TO_ALTERNATE = "swap to the alternate model"
+    SWAP_TO_PRIMARY = "swap back to the primary model"
+    TRIGGER_ESTOP = "trigger e-stop"
+    RESET_ESTOP = "reset e-stop"
+
+
+@dataclass
+class DemoScript:
+    """The scripted demo: its actions happen in order, each once its condition holds.
+
+    Goal 1 by the policy; goal 2 with the policy switched off (the fallback drives);
+    goal 3 with the policy back on and swapped to the alternate model `swap_delay` s
+    later; then the primary model again, and `estop_delay` s later an e-stop held for
+    `estop_hold` s and reset; the remaining goals by the policy.
+    """
+
+    swap_delay: float = 3.0
+    estop_delay: float = 3.0
+    estop_hold: float = 2.0
+    issued: dict[Action, float] = field(default_factory=dict)
+
+    def _plan(self) -> list[tuple[Action, int, Action | None, float]]:
+        # (action, goals reached at least, previous action, seconds after it)
+        return [
+            (Action.ENABLE_POLICY, 0, None, 0.0),
+            (Action.DISABLE_POLICY, 1, Action.ENABLE_POLICY, 0.0),
+            (Action.REENABLE_POLICY, 2, Action.DISABLE_POLICY, 0.0),
+            (Action.SWAP_TO_ALTERNATE, 2, Action.REENABLE_POLICY, self.swap_delay),
+            (Action.SWAP_TO_PRIMARY, 3, Action.SWAP_TO_ALTERNATE, 0.0),
+            (Action.TRIGGER_ESTOP, 3, Action.SWAP_TO_PRIMARY, self.estop_delay),
+            (Action.RESET_ESTOP, 3, Action.TRIGGER_ESTOP, self.estop_hold),
+        ]
+
+    def step(self, now: float, goals_reached: int) -> list[Action]:
+        """Actions due at `now` (sim time, s) with `goals_reached` goals done so far."""
+        due = []
+        for action, min_goals, after, delay in self._plan():
+            if action in self.issued:
+                continue
+            if goals_reached < min_goals:
+                break
+            if after is not None and (after not in self.issued or now - self.issued[after] < delay):
+                break
+            self.issued[action] = now
+            due.append(action)
+        return due
+
+    def pending(self) -> list[Action]:
+        """Scripted actions that have not happened (yet)."""
+        return [action for action, *_ in self._plan() if action not in self.issued]
+
+
+@dataclass
+class Sample:
+    """One row of the trajectory log."""
+
+    t: float
+    x: float
+    y: float
+    mode: str
+    speed: float
+    scale: float
+
+
+@dataclass
+class DemoLog:
+    """Everything the demo saw, for the report, the plot and the summary."""
+
+    world: str
+    goals: list[tuple[float, float]]
+    samples: list[Sample] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    goal_times: list[float] = field(default_factory=list)
+    collisions: int = 0
+    interventions: int = 0
+    estop_max_speed: float = 0.0
+    mode_changes: list[tuple[float, str, str]] = field(default_factory=list)
+    script_problems: list[str] = field(default_factory=list)
+
+    def add_sample(self, sample: Sample) -> None:
+        """Record a trajectory sample and any mode change it shows."""
+        if not self.samples or self.samples[-1].mode != sample.mode:
+            previous = self.samples[-1].mode if self.samples else "-"
+            self.mode_changes.append((sample.t, previous, sample.mode))
+        self.samples.append(sample)
+
+    def event(self, t: float, what: str, **details: Any) -> None:
+        """Record a scripted action or an observation."""
+        self.events.append({"t": round(t, 3), "event": what, **details})
+
+    def modes_seen(self) -> set[str]:
+        """Every mode the arbiter reported."""
+        return {s.mode for s in self.samples}
+
+    def time_per_mode(self) -> dict[str, float]:
+        """Sim seconds spent in each mode."""
+        spent: Counter[str] = Counter()
+        for previous, current in zip(self.samples, self.samples[1:], strict=False):
+            spent[previous.mode] += current.t - previous.t
+        return {mode: round(t, 2) for mode, t in spent.items()}
+
+    def path_length(self) -> float:
+        """Metres driven."""
+        return sum(
+            math.hypot(b.x - a.x, b.y - a.y)
+            for a, b in zip(self.samples, self.samples[1:], strict=False)
+        )
+
+    def failures(self, required_modes: Sequence[str] = ("POLICY", "FALLBACK")) -> list[str]:
+        """Why the demo failed (empty when it passed)."""
+        problems = list(self.script_problems)
+        if len(self.goal_times) < len(self.goals):
+            problems.append(f"reached {len(self.goal_times)} of {len(self.goals)} goals")
+        if self.collisions:
+            problems.append(f"{self.collisions} collision(s)")
+        missing = [m for m in required_modes if m not in self.modes_seen()]
+        if missing:
+            problems.append(f"scripted mode(s) never seen: {', '.join(missing)}")
+        if self.estop_max_speed > 1e-6:
+            problems.append(
+                f"cmd_vel not zero during the e-stop (|v| up to {self.estop_max_speed:.3f})"
+            )
+        return problems
+
+    def summary_rows(self) -> list[tuple[str, str]]:
+        """The end-of-demo table as (label, value) rows."""
+        duration = self.samples[-1].t - self.samples[0].t if self.samples else 0.0
+        rows = [
+            ("world", self.world),
+            ("goals reached", f"{len(self.goal_times)}/{len(self.goals)}"),
+            ("collisions", str(self.collisions)),
+            ("sim time", f"{duration:.1f} s"),
+            ("path length", f"{self.path_length():.2f} m"),
+            ("safety interventions", str(self.interventions)),
+            ("mode changes", str(max(len(self.mode_changes) - 1, 0))),
+        ]
+        rows += [
+            (f"time in {mode}", f"{t:.1f} s") for mode, t in sorted(self.time_per_mode().items())
+        ]
+        rows.append(
+            ("result", "PASS" if not self.failures() else "FAIL: " + "; ".join(self.failures()))
+        )
+        return rows
+
+    def summary_table(self) -> str:
+        """The summary as a Markdown table."""
+        lines = ["| | |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in self.summary_rows()]
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as JSON-ready data."""
+        return {
+            "world": self.world,
+            "goals": self.goals,
+            "goal_times": self.goal_times,
+            "goals_reached": len(self.goal_times),
+            "collisions": self.collisions,
+            "safety_interventions": self.interventions,
+            "estop_max_speed": self.estop_max_speed,
+            "path_length_m": round(self.path_length(), 3),
+            "time_per_mode_s": self.time_per_mode(),
+            "mode_changes": [
+                {"t": round(t, 3), "from": a, "to": b} for t, a, b in self.mode_changes
+            ],
+            "events": self.events,
+            "passed": not self.failures(),
+            "failures": self.failures(),
+            "trajectory": [asdict(s) for s in self.samples[:: max(1, len(self.samples) // 2000)]],
+        }
+
+    def write_report(self, path: str | Path) -> Path:
+        """Write report.json."""
+        out = Path(path)
+        out.write_text(json.dumps(self.to_json(), indent=1) + "\n")
+        return out
+
+
+def plot_trajectory(log: DemoLog, world: World, path: str | Path) -> Path:
+    """A PNG of the world's obstacles and the robot's path, coloured by arbiter mode."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Circle, Polygon
+
+    fig, ax = plt.subplots(figsize=(8, 8 * world.arena_size[1] / world.arena_size[0] + 0.5))
+    for wall in world.all_walls():
+        ax.plot([wall.start[0], wall.end[0]], [wall.start[1], wall.end[1]], color="k", linewidth=2)
+    for box in world.boxes:
+        c, s = math.cos(box.yaw), math.sin(box.yaw)
+        hx, hy = box.size[0] / 2, box.size[1] / 2
+        corners = [
+            (box.center[0] + c * dx - s * dy, box.center[1] + s * dx + c * dy)
+            for dx, dy in ((hx, hy), (-hx, hy), (-hx, -hy), (hx, -hy))
+        ]
+        ax.add_patch(Polygon(corners, closed=True, color="0.55"))
+    for cylinder in world.cylinders:
+        ax.add_patch(Circle(cylinder.center, cylinder.radius, color="0.55"))
+    for mover in world.moving_cylinders:
+        xs = [p[0] for p in mover.waypoints] + [mover.waypoints[0][0]]
+        ys = [p[1] for p in mover.waypoints] + [mover.waypoints[0][1]]
+        ax.plot(xs, ys, linestyle=":", color="0.4")
+    for a, b in zip(log.samples, log.samples[1:], strict=False):
+        ax.plot([a.x, b.x], [a.y, b.y], color=MODE_COLOURS.get(a.mode, "k"), linewidth=2)
+    for i, goal in enumerate(log.goals, start=1):
+        reached = i <= len(log.goal_times)
+        ax.plot(*goal, marker="*", markersize=14, color="green" if reached else "red")
+        ax.annotate(str(i), goal, textcoords="offset points", xytext=(6, 6))
+    for event in log.events:
+        if event["event"] in ("trigger e-stop", "swap to the alternate model", "disable policy"):
+            ax.plot(event.get("x", math.nan), event.get("y", math.nan), marker="x", color="k")
+    handles = [
+        plt.Line2D([], [], color=colour, linewidth=3, label=mode)
+        for mode, colour in MODE_COLOURS.items()
+        if mode in log.modes_seen()
+    ]
+    ax.legend(handles=handles, loc="upper right", title="arbiter mode")
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (m)")
+    ax.set_ylabel("y (m)")
+    ax.set_title(f"rlguard demo: {log.world}, {len(log.goal_times)}/{len(log.goals)} goals")
+    out = Path(path)
+    fig.savefig(out, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return out
