@@ -58,7 +58,7 @@ demo: $(BUILD_STAMP)
 
 bench: $(BUILD_STAMP)
 	mkdir -p bench/results
-	for script in $$(ls src/*/bench/bench_*.py 2>/dev/null | sort); do \
+	for script in $$(ls src/*/bench/bench_*.py bench/bench_*.py 2>/dev/null | sort); do \
 		echo "== $$script"; $(WS) python "$$script" --out bench/results; \
 	done
 
