@@ -24,7 +24,7 @@ export RLGUARD_WORKSPACE := $(CURDIR)
 # A shell prefix that activates the venv and the built workspace.
 WS := source $(VENV)/bin/activate && source install/setup.bash &&
 
-.PHONY: help setup build test lint demo bench reliability clean distclean
+.PHONY: help setup build test lint sdf-check demo bench reliability clean distclean
 
 help:
 	@echo "make demo | make test | make lint | make bench | make clean"
@@ -52,6 +52,16 @@ lint: $(DEPS_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check --diff . || (echo "run: .venv/bin/ruff format ." && false)
 	$(VENV)/bin/hadolint docker/Dockerfile
+	PYTHONPATH=src/sim_bringup $(VPY) -m sim_bringup.gazebo_gen --check
+	$(MAKE) --no-print-directory sdf-check
+
+# Gazebo's own SDF checker (Debian: ignition-tools + libsdformat-dev), installed on demand.
+sdf-check:
+	command -v ign >/dev/null || { apt-get update -qq && apt-get install -y -qq ignition-tools libsdformat-dev >/dev/null; }
+	for sdf in src/sim_bringup/gazebo/worlds/*.sdf src/sim_bringup/gazebo/models/rlguard_robot/model.sdf; do \
+		ign sdf -k "$$sdf" 2>&1 | grep -v 'libignition-tools-backward' | tee /tmp/rlguard-sdf-check.log; \
+		grep -q '^Valid' /tmp/rlguard-sdf-check.log || { echo "SDF check failed: $$sdf"; exit 1; }; \
+	done
 
 demo: $(BUILD_STAMP)
 	@echo "make demo: not yet available (lands with the full-stack bringup issue)"

@@ -1,0 +1,419 @@
+"""`mujoco_sim`: the embedded MuJoCo simulator as a ROS 2 node speaking a real robot's topics.
+
+Publishes `/clock`, `odom` (wheel odometry, 50 Hz), `scan` (lidar rate, sensor-data QoS),
+`sim/ground_truth`, `sim/collisions` and, with `publish_goals`, the world's goals on
+`goal_pose` one after the other; consumes `cmd_vel` (Twist, or TwistStamped with
+`enable_stamped_cmd_vel`). Sim time advances on a wall-clock timer at `real_time_factor`;
+every stamp is sim time. All the scheduling logic lives in `sim_runner` (no rclpy).
+
+    python -m sim_bringup.sim_node --ros-args -p world:=warehouse -p real_time_factor:=2.0
+"""
+
+from __future__ import annotations
+
+import array
+import math
+import time
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    SetParametersResult,
+)
+from rclpy.clock import Clock, ClockType
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import (
+    DurabilityPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
+from rosgraph_msgs.msg import Clock as ClockMsg
+from sensor_msgs.msg import LaserScan
+from std_msgs.msg import UInt32
+
+from sim_bringup.profiles import ProfileError, load_robot_profile, load_world
+from sim_bringup.sim_core import Simulator
+from sim_bringup.sim_runner import (
+    EVENT_CLOCK,
+    EVENT_ODOM,
+    EVENT_SCAN,
+    CommandLatch,
+    GoalSequencer,
+    SimStepper,
+)
+
+try:  # tf2_msgs is not installable from the Jazzy wheels; publish TF only where it exists.
+    from geometry_msgs.msg import TransformStamped
+    from tf2_msgs.msg import TFMessage
+except ImportError:  # pragma: no cover - depends on the install
+    TFMessage = None
+
+# Wheel odometry: good x/y/yaw, unobserved z/roll/pitch (REP-105 style large variances).
+POSE_COVARIANCE = np.diag([1e-3, 1e-3, 1e6, 1e6, 1e6, 1e-2]).ravel()
+TWIST_COVARIANCE = np.diag([1e-4, 1e-4, 1e6, 1e6, 1e6, 1e-3]).ravel()
+WALL_TICK = 0.01  # s of wall time between stepping ticks
+MAX_TICK_WALL_BUDGET = 0.05  # s of wall time one tick may spend stepping before yielding
+
+
+def _float_range(low: float, high: float) -> list[FloatingPointRange]:
+    return [FloatingPointRange(from_value=low, to_value=high, step=0.0)]
+
+
+def _int_range(low: int, high: int) -> list[IntegerRange]:
+    return [IntegerRange(from_value=low, to_value=high, step=1)]
+
+
+PARAMETERS: dict[str, tuple[object, str, dict]] = {
+    "world": ("warehouse", "World name (worlds/<name>.yaml) or a world YAML path.", {}),
+    "robot": ("default", "Robot profile name (config/robots/<name>.yaml) or a YAML path.", {}),
+    "seed": (
+        0,
+        "Seed of the episode: physics randomization and sensor noise.",
+        {"integer_range": _int_range(0, 2**31 - 1)},
+    ),
+    "randomize": (False, "Domain randomization within the robot profile's ranges.", {}),
+    "real_time_factor": (
+        1.0,
+        "Sim seconds per wall second (runs as fast as it can if higher).",
+        {"floating_point_range": _float_range(0.01, 10000.0)},
+    ),
+    "publish_goals": (False, "Publish the world's goals on goal_pose, the next when reached.", {}),
+    "loop_goals": (False, "Start over with the first goal after the last one is reached.", {}),
+    "enable_stamped_cmd_vel": (False, "Subscribe to cmd_vel as TwistStamped instead of Twist.", {}),
+    "velocity_timeout": (
+        0.5,
+        "A cmd_vel older than this (sim s) stops the wheels.",
+        {"floating_point_range": _float_range(0.01, 10.0)},
+    ),
+    "odom_rate_hz": (
+        50.0,
+        "Rate of odom and sim/ground_truth (sim time).",
+        {"floating_point_range": _float_range(1.0, 200.0)},
+    ),
+    "clock_rate_hz": (
+        100.0,
+        "Rate of /clock messages (sim time).",
+        {"floating_point_range": _float_range(1.0, 200.0)},
+    ),
+    "odom_frame_id": ("odom", "Frame of odom and goal_pose.", {}),
+    "base_frame_id": ("base_footprint", "Child frame of odom.", {}),
+    "scan_frame_id": ("base_scan", "Frame of scan.", {}),
+    "world_frame_id": ("world", "Frame of sim/ground_truth.", {}),
+}
+# Changing these rebuilds the simulator (a new episode) on the next tick.
+REBUILD_PARAMETERS = {"world", "robot", "seed", "randomize", "odom_rate_hz", "clock_rate_hz"}
+READ_ONLY = {"enable_stamped_cmd_vel"}
+FRAME_PARAMETERS = {"odom_frame_id", "base_frame_id", "scan_frame_id", "world_frame_id"}
+
+
+def sim_stamp(seconds: float) -> Time:
+    """A builtin_interfaces/Time for a sim time in seconds."""
+    nanoseconds = int(round(seconds * 1e9))
+    return Time(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
+
+
+def _yaw_quaternion(yaw: float, target: object) -> None:
+    target.x, target.y = 0.0, 0.0
+    target.z, target.w = math.sin(yaw / 2.0), math.cos(yaw / 2.0)
+
+
+class MujocoSimNode(Node):
+    """Steps the embedded simulator on a wall timer and publishes what a robot would."""
+
+    def __init__(self) -> None:
+        super().__init__("mujoco_sim")
+        for name, (default, description, ranges) in PARAMETERS.items():
+            descriptor = ParameterDescriptor(
+                description=description, read_only=name in READ_ONLY, **ranges
+            )
+            self.declare_parameter(name, default, descriptor)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._values = {name: self.get_parameter(name).value for name in PARAMETERS}
+
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        latched_goals = QoSProfile(
+            depth=10,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        )
+        self._clock_pub = self.create_publisher(ClockMsg, "/clock", reliable)
+        self._odom_pub = self.create_publisher(Odometry, "odom", reliable)
+        self._truth_pub = self.create_publisher(Odometry, "sim/ground_truth", reliable)
+        self._scan_pub = self.create_publisher(LaserScan, "scan", qos_profile_sensor_data)
+        self._collision_pub = self.create_publisher(UInt32, "sim/collisions", reliable)
+        self._goal_pub = self.create_publisher(PoseStamped, "goal_pose", latched_goals)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", reliable)
+        self._tf_pub = self.create_publisher(TFMessage, "tf", reliable) if TFMessage else None
+        command_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        if self._values["enable_stamped_cmd_vel"]:
+            self.create_subscription(TwistStamped, "cmd_vel", self._on_stamped_cmd, command_qos)
+        else:
+            self.create_subscription(Twist, "cmd_vel", self._on_cmd, command_qos)
+
+        # Messages reused for every publish (constructing one costs more than publishing it).
+        self._clock_msg = ClockMsg()
+        self._odom_msg = Odometry()
+        self._truth_msg = Odometry()
+        self._latch = CommandLatch(timeout=self._values["velocity_timeout"])
+        self._build_simulator()
+        self._rebuild_requested = False
+        self._wall_clock = Clock(clock_type=ClockType.STEADY_TIME)
+        self._wall_start = time.monotonic()
+        self._sim_start = 0.0
+        self._rtf_window = (time.monotonic(), 0.0)
+        self._achieved_rtf = 0.0
+        self._timer = self.create_timer(WALL_TICK, self._on_tick, clock=self._wall_clock)
+        self._diag_timer = self.create_timer(1.0, self._publish_diagnostics, clock=self._wall_clock)
+        self.get_logger().info(
+            f"mujoco_sim ready: world '{self._world.name}', robot '{self._robot.name}', "
+            f"seed {self._values['seed']}, randomize {self._values['randomize']}, "
+            f"real_time_factor {self._values['real_time_factor']}"
+        )
+
+    # ------------------------------------------------------------------ set-up
+
+    def _build_simulator(self) -> None:
+        values = self._values
+        self._robot = load_robot_profile(values["robot"])
+        self._world = load_world(values["world"])
+        self.sim = Simulator(
+            self._robot, self._world, seed=int(values["seed"]), randomize=values["randomize"]
+        )
+        self._stepper = SimStepper(
+            self.sim,
+            odom_rate_hz=values["odom_rate_hz"],
+            scan_rate_hz=self._robot.lidar.rate_hz,
+            clock_rate_hz=values["clock_rate_hz"],
+        )
+        self._goals = GoalSequencer(
+            self._world.goals, self._world.goal_tolerance, loop=values["loop_goals"]
+        )
+        self._latch.stamp = -math.inf
+        self._collisions_published = -1
+        self._odom_events = 0
+        self._wall_start = time.monotonic()
+        self._sim_start = 0.0
+        if values["publish_goals"]:
+            self._publish_goal()
+
+    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        proposed = dict(self._values)
+        for parameter in parameters:
+            if parameter.name in PARAMETERS:
+                proposed[parameter.name] = parameter.value
+        reason = self._validate(proposed, {p.name for p in parameters})
+        if reason:
+            return SetParametersResult(successful=False, reason=reason)
+        changed = {p.name for p in parameters if p.name in PARAMETERS}
+        self._values = proposed
+        self._latch.timeout = proposed["velocity_timeout"]
+        self._goals.loop = proposed["loop_goals"]
+        if "real_time_factor" in changed:
+            self._wall_start, self._sim_start = time.monotonic(), self.sim.time
+        if changed & REBUILD_PARAMETERS:
+            self._rebuild_requested = True
+        return SetParametersResult(successful=True)
+
+    @staticmethod
+    def _validate(values: dict, names: set[str]) -> str:
+        for key in ("real_time_factor", "velocity_timeout", "odom_rate_hz", "clock_rate_hz"):
+            value = values[key]
+            if not isinstance(value, float) or not math.isfinite(value) or value <= 0.0:
+                return f"{key} must be a finite number > 0, got {value!r}"
+        for key in FRAME_PARAMETERS:
+            if not isinstance(values[key], str) or not values[key]:
+                return f"{key} must be a non-empty frame name"
+        if not isinstance(values["seed"], int) or values["seed"] < 0:
+            return f"seed must be a non-negative integer, got {values['seed']!r}"
+        try:
+            if "world" in names:
+                load_world(values["world"])
+            if "robot" in names:
+                load_robot_profile(values["robot"])
+        except ProfileError as error:
+            return str(error)
+        return ""
+
+    # ------------------------------------------------------------------ inputs
+
+    def _on_cmd(self, msg: Twist) -> None:
+        self._latch.set(float(msg.linear.x), float(msg.angular.z), self.sim.time)
+
+    def _on_stamped_cmd(self, msg: TwistStamped) -> None:
+        self._on_cmd(msg.twist)
+
+    # ------------------------------------------------------------------ stepping
+
+    def _on_tick(self) -> None:
+        if self._rebuild_requested:
+            self._rebuild_requested = False
+            self._build_simulator()
+        wall_now = time.monotonic()
+        rtf = self._values["real_time_factor"]
+        target = self._sim_start + rtf * (wall_now - self._wall_start)
+        deadline = wall_now + MAX_TICK_WALL_BUDGET
+        # Step in slices so a tick that cannot keep up gives the executor back
+        # (commands keep arriving) instead of chasing an ever-growing target.
+        while self.sim.time < target - 1e-9 and time.monotonic() < deadline:
+            if not self.context.ok():
+                return  # shutting down (e.g. SIGTERM) while this tick runs
+            slice_end = min(target, self.sim.time + 0.1)
+            for event in self._stepper.advance_to(slice_end, self._latch):
+                self._publish(event)
+        if self.sim.time < target - 0.2:
+            # Behind by more than 0.2 s of sim time: run at the ceiling, do not catch up.
+            self._wall_start, self._sim_start = time.monotonic(), self.sim.time
+        self._update_rtf()
+
+    def _update_rtf(self) -> None:
+        wall_then, sim_then = self._rtf_window
+        wall_now = time.monotonic()
+        if wall_now - wall_then >= 1.0:
+            self._achieved_rtf = (self.sim.time - sim_then) / (wall_now - wall_then)
+            self._rtf_window = (wall_now, self.sim.time)
+
+    def _publish(self, event: str) -> None:
+        stamp = sim_stamp(self.sim.time)
+        if event == EVENT_CLOCK:
+            self._clock_msg.clock = stamp
+            self._clock_pub.publish(self._clock_msg)
+        elif event == EVENT_ODOM:
+            self._publish_odometry(stamp)
+            self._check_goal()
+            # The running count goes out on every change and at 5 Hz for late joiners.
+            count = self.sim.collision_count
+            self._odom_events += 1
+            if count != self._collisions_published or self._odom_events % 10 == 0:
+                self._collisions_published = count
+                self._collision_pub.publish(UInt32(data=count))
+        elif event == EVENT_SCAN:
+            self._publish_scan(stamp)
+
+    def _publish_odometry(self, stamp: Time) -> None:
+        values = self._values
+        odom = self.sim.odometry()
+        msg = self._odom_msg  # reused: publish() serializes immediately
+        msg.header.stamp = stamp
+        msg.header.frame_id = values["odom_frame_id"]
+        msg.child_frame_id = values["base_frame_id"]
+        msg.pose.pose.position.x, msg.pose.pose.position.y = odom.x, odom.y
+        _yaw_quaternion(odom.yaw, msg.pose.pose.orientation)
+        msg.twist.twist.linear.x, msg.twist.twist.angular.z = odom.v, odom.w
+        msg.pose.covariance = POSE_COVARIANCE
+        msg.twist.covariance = TWIST_COVARIANCE
+        self._odom_pub.publish(msg)
+
+        truth = self._truth_msg
+        truth.header.stamp = stamp
+        truth.header.frame_id = values["world_frame_id"]
+        truth.child_frame_id = values["base_frame_id"]
+        x, y, yaw = self.sim.pose
+        v, w = self.sim.velocity
+        truth.pose.pose.position.x, truth.pose.pose.position.y = x, y
+        _yaw_quaternion(yaw, truth.pose.pose.orientation)
+        truth.twist.twist.linear.x, truth.twist.twist.angular.z = v, w
+        self._truth_pub.publish(truth)
+
+        if self._tf_pub is not None:
+            transform = TransformStamped()
+            transform.header = msg.header
+            transform.child_frame_id = msg.child_frame_id
+            transform.transform.translation.x = odom.x
+            transform.transform.translation.y = odom.y
+            _yaw_quaternion(odom.yaw, transform.transform.rotation)
+            self._tf_pub.publish(TFMessage(transforms=[transform]))
+
+    def _publish_scan(self, stamp: Time) -> None:
+        scan = self.sim.scan()
+        lidar = self._robot.lidar
+        msg = LaserScan()
+        msg.header.stamp = stamp
+        msg.header.frame_id = self._values["scan_frame_id"]
+        msg.angle_min = scan.angle_min
+        msg.angle_max = lidar.angle_max
+        msg.angle_increment = scan.angle_increment
+        msg.time_increment = 0.0
+        msg.scan_time = 1.0 / lidar.rate_hz
+        msg.range_min = scan.range_min
+        msg.range_max = scan.range_max
+        ranges = array.array("f")
+        ranges.frombytes(scan.ranges.tobytes())  # 15x faster than assigning the ndarray
+        msg.ranges = ranges
+        self._scan_pub.publish(msg)
+
+    def _check_goal(self) -> None:
+        if not self._values["publish_goals"]:
+            return
+        x, y, _ = self.sim.pose
+        before = self._goals.reached
+        self._goals.update(x, y)
+        if self._goals.reached != before:
+            self.get_logger().info(f"goal {self._goals.reached} reached at t={self.sim.time:.1f}s")
+            self._publish_goal()
+
+    def _publish_goal(self) -> None:
+        goal = self._goals.current
+        if goal is None:
+            self.get_logger().info("all goals reached")
+            return
+        msg = PoseStamped()
+        msg.header.stamp = sim_stamp(self.sim.time)
+        msg.header.frame_id = self._values["odom_frame_id"]
+        msg.pose.position.x, msg.pose.position.y = goal
+        msg.pose.orientation.w = 1.0
+        self._goal_pub.publish(msg)
+
+    def _publish_diagnostics(self) -> None:
+        sim = self.sim
+        status = DiagnosticStatus(name=f"{self.get_name()}: simulator", hardware_id="mujoco")
+        lagging = self._achieved_rtf < 0.8 * self._values["real_time_factor"]
+        status.level = DiagnosticStatus.WARN if lagging else DiagnosticStatus.OK
+        status.message = "slower than real_time_factor" if lagging else "running"
+        goal = self._goals.current
+        values = {
+            "sim_time": f"{sim.time:.3f}",
+            "real_time_factor_achieved": f"{self._achieved_rtf:.2f}",
+            "world": self._world.name,
+            "collisions": str(sim.collision_count),
+            "in_collision": str(sim.in_collision),
+            "goals_reached": str(self._goals.reached),
+            "current_goal": "none" if goal is None else f"{goal[0]:.2f},{goal[1]:.2f}",
+            "cmd_vel_timed_out": str(self._latch.timed_out),
+            "cmd_vel_timeouts": str(self._latch.timeouts),
+            "cmd_vel_non_finite": str(self._latch.non_finite_count),
+        }
+        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = sim_stamp(sim.time)
+        self._diag_pub.publish(array)
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the simulator node until shutdown."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = MujocoSimNode()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""Integration: the sim node as a separate process over DDS."""
+
+import math
+import time
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def spin_until(executor, condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.05)
+        if condition():
+            return True
+    return condition()
+
+
+def test_sim_node_publishes_scan_and_odom_at_rate_and_obeys_cmd_vel(start_node, rclpy_context):
+    import rclpy
+    from geometry_msgs.msg import PoseStamped, Twist
+    from nav_msgs.msg import Odometry
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from rosgraph_msgs.msg import Clock
+    from sensor_msgs.msg import LaserScan
+    from std_msgs.msg import UInt32
+
+    sim = start_node(
+        "sim_bringup.sim_node",
+        parameters={"world": "empty", "real_time_factor": 2.0, "publish_goals": True},
+    )
+    node = rclpy.create_node("sim_probe", context=rclpy_context)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(node)
+    scans, odoms, truths, clocks, goals, collisions = [], [], [], [], [], []
+
+    def stamp(msg) -> float:
+        return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+    best_effort = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+    latched = QoSProfile(
+        depth=10,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    )
+    node.create_subscription(LaserScan, "scan", scans.append, qos_profile_sensor_data)
+    node.create_subscription(Odometry, "odom", odoms.append, best_effort)
+    node.create_subscription(Odometry, "sim/ground_truth", truths.append, 10)
+    node.create_subscription(Clock, "/clock", clocks.append, best_effort)
+    node.create_subscription(PoseStamped, "goal_pose", goals.append, latched)
+    node.create_subscription(UInt32, "sim/collisions", collisions.append, 10)
+    cmd_pub = node.create_publisher(Twist, "cmd_vel", 1)
+    try:
+        assert sim.wait_for_output("mujoco_sim ready", timeout=20.0), sim.output()
+        assert spin_until(executor, lambda: len(scans) >= 5 and len(odoms) >= 20, 20.0)
+        # Rates in sim time: scan 10 Hz, odom 50 Hz.
+        scans.clear(), odoms.clear()
+        spin_until(executor, lambda: len(scans) >= 15, 15.0)
+        scan_span = stamp(scans[-1]) - stamp(scans[0])
+        assert (len(scans) - 1) / scan_span == pytest.approx(10.0, rel=0.15)
+        odom_span = stamp(odoms[-1]) - stamp(odoms[0])
+        assert (len(odoms) - 1) / odom_span == pytest.approx(50.0, rel=0.15)
+        # Sim time runs at the requested factor (generous: shared 2-core machine).
+        wall_start, sim_start = time.monotonic(), stamp(odoms[-1])
+        spin_until(executor, lambda: False, 2.0)
+        factor = (stamp(odoms[-1]) - sim_start) / (time.monotonic() - wall_start)
+        assert 0.8 < factor < 2.3
+        scan = scans[-1]
+        assert scan.header.frame_id == "base_scan" and len(scan.ranges) == 360
+        assert odoms[-1].header.frame_id == "odom" and odoms[-1].child_frame_id == "base_footprint"
+        assert clocks and goals and collisions[-1].data == 0
+        assert (goals[0].pose.position.x, goals[0].pose.position.y) == (2.0, -2.0)
+        assert goals[0].header.frame_id == "odom"
+
+        # A cmd_vel moves the robot; once commands stop, the wheels stop within 0.5 s.
+        start_x = truths[-1].pose.pose.position.x
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            msg = Twist()
+            msg.linear.x = 0.2
+            cmd_pub.publish(msg)
+            spin_until(executor, lambda: False, 0.1)
+        moved = truths[-1].pose.pose.position.x - start_x
+        assert moved > 0.3
+        assert odoms[-1].twist.twist.linear.x > 0.1
+        spin_until(executor, lambda: False, 1.5)
+        assert abs(truths[-1].twist.twist.linear.x) < 0.02
+        assert math.isclose(
+            odoms[-1].pose.pose.position.x, truths[-1].pose.pose.position.x, abs_tol=0.05
+        )
+        assert sim.is_running()
+    finally:
+        node.destroy_node()
+
+
+def test_stamped_cmd_vel_and_parameter_validation(start_node, rclpy_context):
+    import rclpy
+    from geometry_msgs.msg import TwistStamped
+    from nav_msgs.msg import Odometry
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from rclpy.parameter_client import AsyncParameterClient
+
+    sim = start_node(
+        "sim_bringup.sim_node",
+        parameters={"world": "empty", "real_time_factor": 3.0, "enable_stamped_cmd_vel": True},
+    )
+    node = rclpy.create_node("sim_param_probe", context=rclpy_context)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(node)
+    truths = []
+    node.create_subscription(Odometry, "sim/ground_truth", truths.append, 10)
+    cmd_pub = node.create_publisher(TwistStamped, "cmd_vel", 1)
+    client = AsyncParameterClient(node, "mujoco_sim")
+    try:
+        assert sim.wait_for_output("mujoco_sim ready", timeout=20.0), sim.output()
+        assert client.wait_for_services(timeout_sec=15.0)
+
+        def set_parameter(name, value):
+            future = client.set_parameters([Parameter(name, value=value)])
+            executor.spin_until_future_complete(future, timeout_sec=10.0)
+            return future.result().results[0]
+
+        rejected = set_parameter("world", "no_such_world")
+        assert not rejected.successful and "no_such_world" in rejected.reason
+        assert not set_parameter("real_time_factor", float("nan")).successful
+        assert not set_parameter("enable_stamped_cmd_vel", False).successful  # read-only
+
+        assert spin_until(executor, lambda: len(truths) > 5, 10.0)
+        start_x = truths[-1].pose.pose.position.x
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            msg = TwistStamped()
+            msg.twist.linear.x = 0.2
+            cmd_pub.publish(msg)
+            spin_until(executor, lambda: False, 0.1)
+        assert truths[-1].pose.pose.position.x - start_x > 0.3
+
+        # A valid world change starts a new episode in the new world.
+        assert set_parameter("world", "corridor").successful
+        assert spin_until(
+            executor,
+            lambda: abs(truths[-1].pose.pose.position.x - (-3.3)) < 0.05,
+            10.0,
+        )
+        assert sim.is_running()
+    finally:
+        node.destroy_node()
+
+
+def test_next_goal_is_published_when_reached(start_node, rclpy_context, tmp_path):
+    import rclpy
+    import yaml
+    from diagnostic_msgs.msg import DiagnosticArray
+    from geometry_msgs.msg import PoseStamped, Twist
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    world = {
+        "name": "short",
+        "arena": {"size": [4.0, 4.0]},
+        "start": {"x": 0.0, "y": 0.0, "yaw": 0.0},
+        "goals": [[0.5, 0.0], [1.0, 0.0]],
+        "goal_tolerance": 0.15,
+    }
+    world_path = tmp_path / "short.yaml"
+    world_path.write_text(yaml.safe_dump(world))
+    sim = start_node(
+        "sim_bringup.sim_node",
+        parameters={"world": str(world_path), "real_time_factor": 2.0, "publish_goals": True},
+    )
+    node = rclpy.create_node("sim_goal_probe", context=rclpy_context)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(node)
+    goals, diagnostics = [], []
+    latched = QoSProfile(
+        depth=10,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    )
+    node.create_subscription(PoseStamped, "goal_pose", goals.append, latched)
+    node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
+    cmd_pub = node.create_publisher(Twist, "cmd_vel", 1)
+    try:
+        assert sim.wait_for_output("mujoco_sim ready", timeout=20.0), sim.output()
+        assert spin_until(executor, lambda: len(goals) == 1, 10.0)
+        assert goals[0].pose.position.x == 0.5
+        deadline = time.monotonic() + 8.0
+        while time.monotonic() < deadline and len(goals) < 2:
+            msg = Twist()
+            msg.linear.x = 0.2
+            cmd_pub.publish(msg)
+            spin_until(executor, lambda: False, 0.05)
+        assert [g.pose.position.x for g in goals] == [0.5, 1.0]
+        assert sim.wait_for_output("goal 1 reached", timeout=2.0)
+
+        def reported_goal() -> bool:
+            for array in diagnostics:
+                values = {kv.key: kv.value for kv in array.status[0].values}
+                if values["world"] == "short" and int(values["goals_reached"]) >= 1:
+                    return True
+            return False
+
+        assert spin_until(executor, reported_goal, 4.0)  # diagnostics come at 1 Hz
+    finally:
+        node.destroy_node()
