@@ -1,0 +1,359 @@
+"""Dynamic Window Approach controller for a circular differential-drive robot (no rclpy).
+
+Every cycle the planner samples (v, w) pairs in the dynamic window (velocities reachable
+within one control period under the acceleration limits, clipped to the velocity limits),
+rolls each out as a unicycle arc for `sim_time` (vectorized over samples x time steps x
+points), rejects rollouts that bring the circular footprint (+ margin) into contact with a
+scan point, and scores the rest on heading to the goal (or a look-ahead point), progress
+in cost-to-goal, clearance and speed. With no safe sample it stops, turning toward the goal
+on the spot unless something touches the footprint.
+
+Safety of the collision check (all distances in the base frame of the current pose):
+- rollout poses are `rollout_dt` apart, so every point of the continuous arc lies within
+  half a step (`max |v| * rollout_dt / 2`) of a checked pose; the check radius is inflated
+  by that half step;
+- obstacle points a rollout can reach are reduced to the centres of occupied grid cells of
+  `point_resolution`, which moves a point by at most `point_resolution / sqrt(2)`; the
+  check radius is inflated by that too. Points beyond the reach of every rollout only
+  score clearance (coarser grid) and points beyond that are dropped.
+So a selected rollout keeps the footprint + margin off every scan point along the whole arc.
+A point already inside that radius at the start (robot too close already) only rejects the
+rollouts that get closer to it, so the robot can back or turn away instead of freezing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+# Below this |w| (rad/s) a rollout is integrated as a straight line.
+_STRAIGHT_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class DwaConfig:
+    """Limits, sampling and scoring weights of the DWA controller."""
+
+    max_linear_velocity: float = 0.26  # m/s
+    min_linear_velocity: float = 0.0  # m/s, negative allows reversing
+    max_angular_velocity: float = 1.8  # rad/s, counter-clockwise
+    min_angular_velocity: float = -1.8  # rad/s, clockwise (negative)
+    max_linear_accel: float = 1.0  # m/s^2
+    max_angular_accel: float = 3.2  # rad/s^2
+    control_period: float = 0.05  # s, the window is what is reachable within this
+    sim_time: float = 1.5  # s, rollout horizon
+    rollout_dt: float = 0.1  # s, spacing of rollout poses
+    linear_samples: int = 7
+    angular_samples: int = 15
+    footprint_radius: float = 0.11  # m
+    safety_margin: float = 0.03  # m, kept between footprint and obstacles
+    point_resolution: float = 0.02  # m, grid cell for reducing points that can be hit
+    clearance_resolution: float = 0.1  # m, coarser grid for points that only score clearance
+    clearance_cap: float = 0.5  # m, clearance beyond this scores the same
+    heading_weight: float = 0.5
+    goal_distance_weight: float = 1.5
+    clearance_weight: float = 0.4
+    speed_weight: float = 0.3
+    goal_slowdown_gain: float = 0.8  # 1/s, v <= gain * distance to goal near the goal
+    clearance_at_end: bool = False  # score clearance at the rollout end (recovery) not its minimum
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first inconsistent value."""
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if not isinstance(value, bool) and not math.isfinite(value):
+                raise ValueError(f"{item.name} must be finite")
+        positive = (
+            "max_linear_velocity",
+            "max_angular_velocity",
+            "max_linear_accel",
+            "max_angular_accel",
+            "control_period",
+            "sim_time",
+            "rollout_dt",
+            "footprint_radius",
+            "point_resolution",
+            "clearance_resolution",
+            "clearance_cap",
+            "goal_slowdown_gain",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0.0:
+                raise ValueError(f"{name} must be > 0")
+        if self.min_linear_velocity > self.max_linear_velocity:
+            raise ValueError("min_linear_velocity must be <= max_linear_velocity")
+        if self.min_angular_velocity >= 0.0:
+            raise ValueError("min_angular_velocity must be < 0")
+        if self.rollout_dt > self.sim_time:
+            raise ValueError("rollout_dt must be <= sim_time")
+        if self.linear_samples < 2 or self.angular_samples < 3:
+            raise ValueError("linear_samples must be >= 2 and angular_samples >= 3")
+        if self.safety_margin < 0.0:
+            raise ValueError("safety_margin must be >= 0")
+        for name in ("heading_weight", "goal_distance_weight", "clearance_weight", "speed_weight"):
+            if getattr(self, name) < 0.0:
+                raise ValueError(f"{name} must be >= 0")
+
+    @property
+    def collision_radius(self) -> float:
+        """Footprint radius plus margin: no scan point may come closer to the centre."""
+        return self.footprint_radius + self.safety_margin
+
+    @property
+    def check_radius(self) -> float:
+        """The radius checked at rollout poses: collision radius + step and grid slack."""
+        top_speed = max(abs(self.max_linear_velocity), abs(self.min_linear_velocity))
+        return (
+            self.collision_radius
+            + 0.5 * top_speed * self.rollout_dt
+            + self.point_resolution / math.sqrt(2.0)
+        )
+
+
+@dataclass(frozen=True)
+class DwaResult:
+    """The selected command and why it was chosen."""
+
+    linear: float
+    angular: float
+    reason: str  # "best_sample", "no_safe_sample_rotate", "no_safe_sample_stop"
+    safe_samples: int
+    total_samples: int
+    score: float  # best total score, NaN when no safe sample
+    min_clearance: float  # m from footprint edge along the chosen rollout, inf if no points
+    points_used: int  # obstacle points after reach filtering and grid reduction
+
+
+def rollout_poses(
+    linear: np.ndarray, angular: np.ndarray, times: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unicycle arcs from the origin: x, y, yaw of shape (samples, len(times))."""
+    v = np.asarray(linear, dtype=np.float64)[:, None]
+    w = np.asarray(angular, dtype=np.float64)[:, None]
+    t = np.asarray(times, dtype=np.float64)[None, :]
+    yaw = w * t
+    straight = np.abs(w) < _STRAIGHT_EPS
+    safe_w = np.where(straight, 1.0, w)
+    x = np.where(straight, v * t, v * np.sin(yaw) / safe_w)
+    y = np.where(straight, 0.5 * v * w * t * t, v * (1.0 - np.cos(yaw)) / safe_w)
+    return x, y, yaw
+
+
+def grid_reduce(points: np.ndarray, resolution: float) -> np.ndarray:
+    """The centres of the grid cells (side `resolution`) that hold at least one point."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    if pts.shape[0] == 0:
+        return pts
+    cells = np.floor(pts / resolution).astype(np.int64)
+    # One integer key per cell makes the de-duplication a fast 1-D unique.
+    low = cells.min(axis=0)
+    span = int(cells[:, 1].max() - low[1]) + 1
+    keys = np.unique((cells[:, 0] - low[0]) * span + (cells[:, 1] - low[1]))
+    unique_cells = np.column_stack((keys // span + low[0], keys % span + low[1]))
+    return (unique_cells.astype(np.float64) + 0.5) * resolution
+
+
+def split_points(
+    points: np.ndarray,
+    collision_reach: float,
+    clearance_reach: float,
+    resolution: float,
+    clearance_resolution: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reduced obstacle points: (those a rollout can hit, those that only score clearance).
+
+    Points within `collision_reach` of the origin are kept on the fine grid; points between
+    the two reaches on the coarse grid; points farther away cannot matter and are dropped.
+    """
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    dist2 = np.einsum("ij,ij->i", pts, pts)
+    near = dist2 <= collision_reach * collision_reach
+    band = ~near & (dist2 <= clearance_reach * clearance_reach)
+    return grid_reduce(pts[near], resolution), grid_reduce(pts[band], clearance_resolution)
+
+
+def _wrap(angle: np.ndarray) -> np.ndarray:
+    return (angle + np.pi) % (2.0 * np.pi) - np.pi
+
+
+class DwaPlanner:
+    """Dynamic Window Approach: choose (v, w) from obstacle points and a goal, both base frame."""
+
+    def __init__(self, config: DwaConfig | None = None) -> None:
+        self.config = config or DwaConfig()
+        self.config.validate()
+        steps = int(math.ceil(self.config.sim_time / self.config.rollout_dt - 1e-9))
+        self._times = np.arange(steps + 1, dtype=np.float64) * self.config.rollout_dt
+
+    def window(self, linear: float, angular: float) -> tuple[np.ndarray, np.ndarray]:
+        """The sampled (v, w) pairs (flattened grid) reachable within one control period."""
+        cfg = self.config
+        dv = cfg.max_linear_accel * cfg.control_period
+        dw = cfg.max_angular_accel * cfg.control_period
+        v_lo = max(cfg.min_linear_velocity, linear - dv)
+        v_hi = min(cfg.max_linear_velocity, linear + dv)
+        if v_lo > v_hi:  # current speed outside the limits: take the reachable edge
+            v_lo = v_hi = min(max(linear, cfg.min_linear_velocity), cfg.max_linear_velocity)
+        w_lo = max(cfg.min_angular_velocity, angular - dw)
+        w_hi = min(cfg.max_angular_velocity, angular + dw)
+        if w_lo > w_hi:
+            w_lo = w_hi = min(max(angular, cfg.min_angular_velocity), cfg.max_angular_velocity)
+        v_values = np.linspace(v_lo, v_hi, cfg.linear_samples)
+        w_values = np.linspace(w_lo, w_hi, cfg.angular_samples)
+        # Standing still and pure rotation must be candidates whenever they are reachable.
+        if v_lo <= 0.0 <= v_hi:
+            v_values = np.unique(np.append(v_values, 0.0))
+        if w_lo <= 0.0 <= w_hi:
+            w_values = np.unique(np.append(w_values, 0.0))
+        v_grid, w_grid = np.meshgrid(v_values, w_values, indexing="ij")
+        return v_grid.ravel(), w_grid.ravel()
+
+    def compute(
+        self,
+        points: np.ndarray,
+        goal: tuple[float, float],
+        velocity: tuple[float, float],
+        heading_target: tuple[float, float] | None = None,
+        cost_to_goal: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    ) -> DwaResult:
+        """Best (v, w) toward `goal` (x, y in the base frame) given the current (v, w).
+
+        `heading_target` (base frame) is what the heading score aims at, the goal by default
+        (a path follower passes a look-ahead point). `cost_to_goal(x, y)` maps base-frame
+        positions to the remaining path length; the straight-line distance by default.
+        """
+        cfg = self.config
+        goal_x, goal_y = float(goal[0]), float(goal[1])
+        aim_x, aim_y = (goal_x, goal_y) if heading_target is None else heading_target
+        goal_distance = math.hypot(goal_x, goal_y)
+        linear_now, angular_now = float(velocity[0]), float(velocity[1])
+        v_samples, w_samples = self.window(linear_now, angular_now)
+        total = int(v_samples.size)
+
+        top_speed = max(abs(cfg.max_linear_velocity), abs(cfg.min_linear_velocity))
+        check_radius = cfg.check_radius
+        collision_reach = top_speed * self._times[-1] + check_radius
+        hittable, far = split_points(
+            points,
+            collision_reach,
+            collision_reach + cfg.clearance_cap,
+            cfg.point_resolution,
+            cfg.clearance_resolution,
+        )
+        obstacles = np.concatenate((hittable, far))
+
+        xs, ys, yaws = rollout_poses(v_samples, w_samples, self._times)
+
+        if obstacles.shape[0] > 0:
+            # Squared distances of every rollout pose to every point: (samples, steps, points).
+            # float32 keeps the arrays small; its error (~1e-7 m) is far below the slack.
+            ox = obstacles[:, 0].astype(np.float32)
+            oy = obstacles[:, 1].astype(np.float32)
+            dx = xs.astype(np.float32)[:, :, None] - ox
+            dy = ys.astype(np.float32)[:, :, None] - oy
+            dist2 = dx * dx + dy * dy
+            closest2 = dist2.min(axis=1)  # (samples, points)
+            scored2 = dist2[:, -1, :] if cfg.clearance_at_end else closest2
+            min_dist = np.sqrt(scored2.min(axis=1).astype(np.float64))
+            n_hit = hittable.shape[0]
+            start2 = (ox * ox + oy * oy)[:n_hit]
+            radius2 = np.float32(check_radius * check_radius)
+            clear_start = start2 >= radius2
+            colliding = (closest2[:, :n_hit][:, clear_start] < radius2).any(axis=1)
+            if not clear_start.all():
+                # A point already inside the radius rejects only rollouts that approach it.
+                inside = np.flatnonzero(~clear_start)
+                near2 = dist2[:, :, inside]
+                approaching = (near2 < radius2) & (near2 < start2[inside] * (1.0 - 1e-6))
+                colliding |= approaching.any(axis=(1, 2))
+        else:
+            colliding = np.zeros(total, dtype=bool)
+            min_dist = np.full(total, np.inf)
+        safe = ~colliding
+
+        if not safe.any():
+            return self._no_safe_sample(obstacles, goal_x, goal_y, goal_distance, total)
+
+        clearance = np.clip(min_dist - check_radius, 0.0, cfg.clearance_cap) / cfg.clearance_cap
+        end_x, end_y, end_yaw = xs[:, -1], ys[:, -1], yaws[:, -1]
+        bearing = np.arctan2(aim_y - end_y, aim_x - end_x)
+        heading = 1.0 - np.abs(_wrap(bearing - end_yaw)) / np.pi
+        if cost_to_goal is None:
+            start_cost = goal_distance
+            end_cost = np.hypot(goal_x - end_x, goal_y - end_y)
+        else:
+            costs = np.asarray(
+                cost_to_goal(np.append(end_x, 0.0), np.append(end_y, 0.0)), dtype=np.float64
+            )
+            costs = np.where(np.isfinite(costs), costs, np.nan)
+            worst = float(np.nanmax(costs)) if np.isfinite(costs).any() else 0.0
+            costs = np.where(np.isnan(costs), worst, costs)
+            start_cost, end_cost = float(costs[-1]), costs[:-1]
+        horizon = max(top_speed * self._times[-1], 1e-6)
+        progress = np.clip((start_cost - end_cost) / horizon, -1.0, 1.0)
+        speed = v_samples / max(cfg.max_linear_velocity, 1e-9)
+        score = (
+            cfg.heading_weight * heading
+            + cfg.goal_distance_weight * progress
+            + cfg.clearance_weight * clearance
+            + cfg.speed_weight * speed
+        )
+        # Near the goal, faster than the approach speed is not admissible (no overshoot),
+        # unless nothing slower is reachable in this window.
+        approach_speed = cfg.goal_slowdown_gain * goal_distance
+        slow_enough = v_samples <= max(approach_speed, float(v_samples.min())) + 1e-9
+        candidates = safe & slow_enough
+        if not candidates.any():
+            candidates = safe
+        score = np.where(candidates, score, -np.inf)
+        best = int(np.argmax(score))
+        min_clearance = float(min_dist[best] - cfg.collision_radius)
+        return DwaResult(
+            linear=float(v_samples[best]),
+            angular=float(w_samples[best]),
+            reason="best_sample",
+            safe_samples=int(np.count_nonzero(safe)),
+            total_samples=total,
+            score=float(score[best]),
+            min_clearance=min_clearance,
+            points_used=int(obstacles.shape[0]),
+        )
+
+    def _no_safe_sample(
+        self,
+        obstacles: np.ndarray,
+        goal_x: float,
+        goal_y: float,
+        goal_distance: float,
+        total: int,
+    ) -> DwaResult:
+        """Stop; turn on the spot toward the goal when nothing touches the footprint."""
+        cfg = self.config
+        nearest = (
+            float(np.min(np.hypot(obstacles[:, 0], obstacles[:, 1])))
+            if obstacles.shape[0]
+            else math.inf
+        )
+        # A circular footprint sweeps no new area while rotating: safe unless in contact.
+        contact_radius = cfg.footprint_radius + cfg.point_resolution / math.sqrt(2.0)
+        can_rotate = nearest > contact_radius and goal_distance > 0.0
+        if can_rotate:
+            direction = 1.0 if math.atan2(goal_y, goal_x) >= 0.0 else -1.0
+            limit = cfg.max_angular_velocity if direction > 0 else -cfg.min_angular_velocity
+            turn_rate = min(limit, cfg.max_angular_accel * cfg.control_period)
+            angular, reason = direction * turn_rate, "no_safe_sample_rotate"
+        else:
+            angular, reason = 0.0, "no_safe_sample_stop"
+        return DwaResult(
+            linear=0.0,
+            angular=angular,
+            reason=reason,
+            safe_samples=0,
+            total_samples=total,
+            score=math.nan,
+            min_clearance=nearest - cfg.collision_radius,
+            points_used=int(obstacles.shape[0]),
+        )

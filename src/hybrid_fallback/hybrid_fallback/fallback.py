@@ -1,0 +1,157 @@
+"""The fallback controller: DWA guided by the navigation grid, in the odom frame (no rclpy)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from hybrid_fallback.dwa import DwaConfig, DwaPlanner, DwaResult
+from hybrid_fallback.nav_grid import NavGridConfig, NavigationGrid
+
+
+@dataclass(frozen=True)
+class GuidanceConfig:
+    """How the navigation grid guides the DWA."""
+
+    enabled: bool = True  # False: plain DWA toward the goal (no obstacle memory)
+    lookahead: float = 0.8  # m along the grid path that the heading score aims at
+    replan_period: float = 1.0  # s between cost-to-goal recomputations for the same goal
+    stuck_time: float = 4.0  # s without moving stuck_distance -> recovery
+    stuck_distance: float = 0.05  # m
+    recovery_time: float = 2.0  # s of backing or turning toward open space
+    recovery_speed: float = 0.1  # m/s, largest speed (either way) while recovering
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first invalid value."""
+        for name in ("stuck_time", "stuck_distance", "recovery_time", "recovery_speed"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0.0):
+                raise ValueError(f"{name} must be finite and > 0")
+        if not (math.isfinite(self.lookahead) and self.lookahead > 0.0):
+            raise ValueError("lookahead must be finite and > 0")
+        if not (math.isfinite(self.replan_period) and self.replan_period > 0.0):
+            raise ValueError("replan_period must be finite and > 0")
+
+
+class FallbackController:
+    """DWA toward an odom-frame goal, scored by the grid's cost-to-goal to escape traps.
+
+    When the robot has not moved for `stuck_time` (typically wedged at a corner that the
+    path passes more tightly than the DWA's margin allows), it spends `recovery_time`
+    moving slowly, forward or backward, to where the rollout ends with the most clearance,
+    then approaches again.
+    """
+
+    def __init__(
+        self,
+        dwa: DwaConfig | None = None,
+        grid: NavGridConfig | None = None,
+        guidance: GuidanceConfig | None = None,
+    ) -> None:
+        self.guidance = guidance or GuidanceConfig()
+        self.guidance.validate()
+        self.planner = DwaPlanner(dwa)
+        self.grid = NavigationGrid(grid)
+        self._planned_at = -math.inf
+        self._planned_goal: tuple[float, float] | None = None
+        self._anchor: tuple[float, float, float] | None = None  # (time, x, y) of last motion
+        self._recovering_until = -math.inf
+        self._last_call = -math.inf
+        self.recoveries = 0
+
+    @property
+    def planner(self) -> DwaPlanner:
+        """The DWA used for normal driving."""
+        return self._planner
+
+    @planner.setter
+    def planner(self, planner: DwaPlanner) -> None:
+        self._planner = planner
+        speed = self.guidance.recovery_speed
+        self._recovery_planner = DwaPlanner(
+            replace(
+                planner.config,
+                max_linear_velocity=min(speed, planner.config.max_linear_velocity),
+                min_linear_velocity=-speed,
+                heading_weight=0.0,
+                goal_distance_weight=0.0,
+                speed_weight=0.0,
+                clearance_weight=1.0,
+                clearance_at_end=True,
+            )
+        )
+
+    def _stuck(self, x: float, y: float, now: float) -> bool:
+        """Track motion; True when the robot should start (or is in) a recovery."""
+        cfg = self.guidance
+        if now < self._recovering_until:
+            return True
+        if self._anchor is None or math.hypot(x - self._anchor[1], y - self._anchor[2]) > (
+            cfg.stuck_distance
+        ):
+            self._anchor = (now, x, y)
+            return False
+        if now - self._anchor[0] >= cfg.stuck_time:
+            self._recovering_until = now + cfg.recovery_time
+            self._anchor = (now + cfg.recovery_time, x, y)
+            self.recoveries += 1
+            return True
+        return False
+
+    def reset(self) -> None:
+        """Forget the obstacle memory and the plan."""
+        self.grid.reset()
+        self._planned_at = -math.inf
+        self._planned_goal = None
+        self._anchor = None
+        self._recovering_until = -math.inf
+
+    def compute(
+        self,
+        points: np.ndarray,
+        pose: tuple[float, float, float],
+        goal: tuple[float, float],
+        velocity: tuple[float, float],
+        now: float,
+    ) -> DwaResult:
+        """Command for the robot at `pose` (odom) with scan `points` (base frame)."""
+        x, y, yaw = (float(value) for value in pose)
+        cos_yaw, sin_yaw = math.cos(yaw), math.sin(yaw)
+        dx, dy = goal[0] - x, goal[1] - y
+        goal_base = (cos_yaw * dx + sin_yaw * dy, -sin_yaw * dx + cos_yaw * dy)
+        if not self.guidance.enabled:
+            return self.planner.compute(points, goal_base, velocity)
+
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        rotation = np.array([[cos_yaw, -sin_yaw], [sin_yaw, cos_yaw]])
+        self.grid.update(pts @ rotation.T + (x, y), (x, y))
+        goal_key = (float(goal[0]), float(goal[1]))
+        if goal_key != self._planned_goal or now - self._last_call > 1.0:
+            # A new goal, or the fallback was not driving: motion history says nothing.
+            self._anchor = None
+            self._recovering_until = -math.inf
+        self._last_call = now
+        if goal_key != self._planned_goal or now - self._planned_at >= self.guidance.replan_period:
+            self.grid.compute_field(goal_key, (x, y))
+            self._planned_goal, self._planned_at = goal_key, now
+
+        if self._stuck(x, y, now):
+            result = self._recovery_planner.compute(pts, goal_base, velocity)
+            return replace(result, reason=f"recovery: {result.reason}")
+
+        carrot = self.grid.carrot((x, y), self.guidance.lookahead)
+        heading_target = None
+        if carrot is not None:
+            cx, cy = carrot[0] - x, carrot[1] - y
+            heading_target = (cos_yaw * cx + sin_yaw * cy, -sin_yaw * cx + cos_yaw * cy)
+
+        def cost_to_goal(bx: np.ndarray, by: np.ndarray) -> np.ndarray:
+            ox = x + cos_yaw * bx - sin_yaw * by
+            oy = y + sin_yaw * bx + cos_yaw * by
+            return self.grid.cost_at(np.column_stack((ox, oy)))
+
+        return self.planner.compute(
+            pts, goal_base, velocity, heading_target=heading_target, cost_to_goal=cost_to_goal
+        )

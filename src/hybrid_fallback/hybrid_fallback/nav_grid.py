@@ -1,0 +1,286 @@
+"""Obstacle memory and a cost-to-goal field that keep the DWA out of local minima (no rclpy).
+
+A pure DWA that scores heading to the goal stops in front of a wall tip or under a shelf
+when the goal lies behind it. Like the "global dynamic window approach" (Brock & Khatib,
+1999), the fallback therefore scores rollouts by a navigation function: the shortest-path
+distance to the goal over a grid of remembered obstacles, with cells inside the robot's
+footprint + margin of an obstacle made very expensive (not forbidden, so every cell keeps a
+finite value and the robot can always leave a tight spot). Unknown space counts as free.
+
+The grid lives in the odom frame. Each scan marks its hit cells and clears the cells along
+its beams before the hit, so obstacles that moved away are forgotten.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+_NEIGHBOURS = (
+    (-1, -1, math.sqrt(2.0)),
+    (-1, 0, 1.0),
+    (-1, 1, math.sqrt(2.0)),
+    (0, -1, 1.0),
+    (0, 1, 1.0),
+    (1, -1, math.sqrt(2.0)),
+    (1, 0, 1.0),
+    (1, 1, math.sqrt(2.0)),
+)
+
+
+def _lines(shape: tuple[int, int], family: str) -> np.ndarray:
+    """Flat indices of the grid lines of one direction family, padded with -1: (lines, len)."""
+    height, width = shape
+    flat = np.arange(height * width).reshape(height, width)
+    if family == "rows":
+        return flat
+    if family == "cols":
+        return flat.T.copy()
+    grid = flat if family == "diag" else flat[:, ::-1]
+    diagonals = [np.diagonal(grid, offset) for offset in range(-(height - 1), width)]
+    out = np.full((len(diagonals), min(height, width)), -1, dtype=np.int64)
+    for row, diagonal in enumerate(diagonals):
+        out[row, : diagonal.size] = diagonal
+    return out
+
+
+def cost_field(
+    step_cost: np.ndarray, goal_cell: tuple[int, int], max_sweeps: int = 200
+) -> np.ndarray:
+    """Shortest 8-connected path cost from every cell to `goal_cell`.
+
+    `step_cost[i, j]` is the cost of crossing cell (i, j) per cell length; an edge between
+    neighbours costs its length (1 or sqrt 2 cells) times the mean of their two costs. Solved
+    by line sweeps: along one line, the relaxation D[m] = min_k D[k] + S[m] - S[k] (S the
+    running edge cost) is a cumulative minimum, so each sweep is a few vectorized numpy
+    operations; sweeping rows, columns and both diagonals both ways until nothing changes
+    gives the same result as Dijkstra's algorithm on the 8-connected grid.
+    """
+    costs = np.asarray(step_cost, dtype=np.float64)
+    shape = costs.shape
+    flat_cost = np.append(costs.ravel(), 0.0)  # index -1 (padding) costs nothing
+    dist = np.full(costs.size + 1, np.inf)  # padding stays unreachable
+    dist[goal_cell[0] * shape[1] + goal_cell[1]] = 0.0
+    sweeps = []
+    for family, length in (("rows", 1.0), ("cols", 1.0), ("diag", 2**0.5), ("anti", 2**0.5)):
+        lines = _lines(shape, family)
+        if lines.shape[1] < 2:
+            continue
+        c = flat_cost[lines]
+        edge = 0.5 * length * (c[:, 1:] + c[:, :-1])
+        running = np.concatenate((np.zeros((lines.shape[0], 1)), np.cumsum(edge, axis=1)), axis=1)
+        sweeps.append((lines, running))
+    for _ in range(max_sweeps):
+        changed = False
+        for lines, running in sweeps:
+            d = dist[lines]
+            forward = running + np.minimum.accumulate(d - running, axis=1)
+            backward = -running + np.minimum.accumulate((d + running)[:, ::-1], axis=1)[:, ::-1]
+            best = np.minimum(d, np.minimum(forward, backward))
+            improved = (best < d - 1e-12) & (lines >= 0)
+            if improved.any():
+                changed = True
+                dist[lines[improved]] = best[improved]
+        if not changed:
+            break
+    return dist[:-1].reshape(shape)
+
+
+@dataclass(frozen=True)
+class NavGridConfig:
+    """Resolution, extent and costs of the navigation grid."""
+
+    resolution: float = 0.1  # m per cell
+    size: float = 40.0  # m, side of the square map centred on the first pose
+    inflation_radius: float = 0.19  # m, lethal below this (DWA collision radius + 0.05)
+    lethal_cost: float = 100.0  # cost multiplier of a lethal cell (finite: escape possible)
+    proximity_radius: float = 0.45  # m, cells closer than this cost extra (paths stay central)
+    proximity_cost: float = 3.0  # cost multiplier at the lethal border, falling to 1
+    search_margin: float = 2.5  # m around robot and goal that the search covers
+    clear_step: float = 0.05  # m between free-space samples along a beam
+    clear_range: float = 4.0  # m, beams clear free space up to this distance
+    clear_beams: int = 360  # at most this many beams (evenly picked) clear free space
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first invalid value."""
+        if self.clear_beams < 1:
+            raise ValueError("clear_beams must be >= 1")
+        names = ("resolution", "size", "lethal_cost", "search_margin", "clear_step", "clear_range")
+        for name in names:
+            value = getattr(self, name)
+            if not math.isfinite(value) or value <= 0.0:
+                raise ValueError(f"{name} must be finite and > 0")
+        if self.inflation_radius < 0.0 or self.proximity_radius < self.inflation_radius:
+            raise ValueError("need 0 <= inflation_radius <= proximity_radius")
+        if self.proximity_cost < 1.0 or self.lethal_cost < self.proximity_cost:
+            raise ValueError("need 1 <= proximity_cost <= lethal_cost")
+
+
+class NavigationGrid:
+    """Remembered obstacles (odom frame) and the cost-to-goal field computed from them."""
+
+    def __init__(self, config: NavGridConfig | None = None) -> None:
+        self.config = config or NavGridConfig()
+        self.config.validate()
+        self.cells = int(math.ceil(self.config.size / self.config.resolution))
+        self.occupied = np.zeros((self.cells, self.cells), dtype=bool)
+        # The last obstacle point seen in each occupied cell: clearances are measured to it,
+        # not to the cell centre, so a passage keeps its true width on a coarse grid.
+        self.hit_x = np.zeros((self.cells, self.cells), dtype=np.float64)
+        self.hit_y = np.zeros((self.cells, self.cells), dtype=np.float64)
+        self.origin: np.ndarray | None = None  # odom position of cell (0, 0)'s corner
+        self.field: np.ndarray | None = None  # cost-to-goal in metres, NaN outside the search
+        self.field_goal: tuple[float, float] | None = None
+        self._offsets = self._disk_offsets(self.config.proximity_radius)
+
+    def _disk_offsets(self, radius: float) -> list[tuple[int, int]]:
+        """Cell offsets whose cells can hold a point within `radius` of a cell centre."""
+        res = self.config.resolution
+        reach = int(math.ceil(radius / res + 0.5))
+        return [
+            (di, dj)
+            for di in range(-reach, reach + 1)
+            for dj in range(-reach, reach + 1)
+            if max(0.0, math.hypot(di, dj) - math.sqrt(0.5)) * res <= radius
+        ]
+
+    def reset(self) -> None:
+        """Forget every obstacle and the field."""
+        self.occupied[:] = False
+        self.origin = None
+        self.field = None
+        self.field_goal = None
+
+    def to_cell(self, xy: np.ndarray) -> np.ndarray:
+        """Integer cell indices (i along x, j along y) of odom points, shape (N, 2)."""
+        assert self.origin is not None
+        scaled = (np.asarray(xy, dtype=np.float64) - self.origin) / self.config.resolution
+        return np.floor(scaled).astype(np.int64)
+
+    def _inside(self, cells: np.ndarray) -> np.ndarray:
+        return np.all((cells >= 0) & (cells < self.cells), axis=1)
+
+    def update(self, points_odom: np.ndarray, sensor_xy: tuple[float, float]) -> None:
+        """Clear the cells along each beam from the sensor, then mark the hit cells."""
+        cfg = self.config
+        if self.origin is None:
+            self.origin = np.asarray(sensor_xy, dtype=np.float64) - cfg.size / 2.0
+        pts = np.asarray(points_odom, dtype=np.float64).reshape(-1, 2)
+        if pts.shape[0] == 0:
+            return
+        sensor = np.asarray(sensor_xy, dtype=np.float64)
+        stride = max(1, math.ceil(pts.shape[0] / cfg.clear_beams))
+        rel = pts[::stride] - sensor
+        lengths = np.hypot(rel[:, 0], rel[:, 1])
+        steps = np.arange(0.0, min(float(lengths.max()), cfg.clear_range), cfg.clear_step)
+        if steps.size:
+            # Free samples stop a cell short of the hit so the hit cell itself stays marked.
+            keep = steps[None, :] < (lengths[:, None] - cfg.resolution)
+            unit = rel / np.maximum(lengths, 1e-9)[:, None]
+            samples = sensor + unit[:, None, :] * steps[None, :, None]
+            free = self.to_cell(samples[keep])
+            free = free[self._inside(free)]
+            self.occupied[free[:, 0], free[:, 1]] = False
+        hits = self.to_cell(pts)
+        inside = self._inside(hits)
+        hits = hits[inside]
+        self.occupied[hits[:, 0], hits[:, 1]] = True
+        self.hit_x[hits[:, 0], hits[:, 1]] = pts[inside, 0]
+        self.hit_y[hits[:, 0], hits[:, 1]] = pts[inside, 1]
+
+    def _cost_multiplier(self, i0: int, i1: int, j0: int, j1: int) -> np.ndarray:
+        """Per-cell traversal cost factor over the window [i0, i1) x [j0, j1)."""
+        cfg = self.config
+        assert self.origin is not None
+        pad = int(math.ceil(cfg.proximity_radius / cfg.resolution + 0.5)) + 1
+        height, width = i1 - i0, j1 - j0
+        occ = np.zeros((height + 2 * pad, width + 2 * pad), dtype=bool)
+        hx = np.zeros_like(occ, dtype=np.float64)
+        hy = np.zeros_like(occ, dtype=np.float64)
+        a0, a1 = max(i0 - pad, 0), min(i1 + pad, self.cells)
+        b0, b1 = max(j0 - pad, 0), min(j1 + pad, self.cells)
+        window = (slice(a0 - (i0 - pad), a1 - (i0 - pad)), slice(b0 - (j0 - pad), b1 - (j0 - pad)))
+        occ[window] = self.occupied[a0:a1, b0:b1]
+        hx[window] = self.hit_x[a0:a1, b0:b1]
+        hy[window] = self.hit_y[a0:a1, b0:b1]
+        centre_x = self.origin[0] + (np.arange(i0, i1) + 0.5)[:, None] * cfg.resolution
+        centre_y = self.origin[1] + (np.arange(j0, j1) + 0.5)[None, :] * cfg.resolution
+        gap = np.full((height, width), np.inf)
+        for di, dj in self._offsets:
+            rows = slice(pad + di, pad + di + height)
+            cols = slice(pad + dj, pad + dj + width)
+            distance = np.hypot(hx[rows, cols] - centre_x, hy[rows, cols] - centre_y)
+            gap = np.where(occ[rows, cols] & (distance < gap), distance, gap)
+        span = max(cfg.proximity_radius - cfg.inflation_radius, 1e-9)
+        near = np.clip((cfg.proximity_radius - gap) / span, 0.0, 1.0)
+        factor = 1.0 + (cfg.proximity_cost - 1.0) * near
+        return np.where(gap < cfg.inflation_radius, cfg.lethal_cost, factor)
+
+    def compute_field(self, goal_xy: tuple[float, float], robot_xy: tuple[float, float]) -> None:
+        """Dijkstra from the goal over the window around robot and goal."""
+        cfg = self.config
+        if self.origin is None:
+            self.origin = np.asarray(robot_xy, dtype=np.float64) - cfg.size / 2.0
+        ends = self.to_cell(np.array([goal_xy, robot_xy]))
+        margin = int(math.ceil(cfg.search_margin / cfg.resolution))
+        i0 = int(max(ends[:, 0].min() - margin, 0))
+        i1 = int(min(ends[:, 0].max() + margin + 1, self.cells))
+        j0 = int(max(ends[:, 1].min() - margin, 0))
+        j1 = int(min(ends[:, 1].max() + margin + 1, self.cells))
+        field = np.full((self.cells, self.cells), np.nan)
+        self.field, self.field_goal = field, (float(goal_xy[0]), float(goal_xy[1]))
+        if i0 >= i1 or j0 >= j1:
+            return
+        factor = self._cost_multiplier(i0, i1, j0, j1)
+        gi, gj = int(ends[0, 0]) - i0, int(ends[0, 1]) - j0
+        if not (0 <= gi < i1 - i0 and 0 <= gj < j1 - j0):
+            return
+        field[i0:i1, j0:j1] = cost_field(factor * cfg.resolution, (gi, gj))
+
+    def cost_at(self, xy: np.ndarray) -> np.ndarray:
+        """Cost-to-goal (m) at odom points, bilinear; NaN where the field is undefined."""
+        pts = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        if self.field is None or self.origin is None:
+            return np.full(pts.shape[0], np.nan)
+        res = self.config.resolution
+        u = (pts - self.origin) / res - 0.5  # cell-centre coordinates
+        base = np.floor(u).astype(np.int64)
+        frac = u - base
+        i = np.clip(base[:, 0], 0, self.cells - 2)
+        j = np.clip(base[:, 1], 0, self.cells - 2)
+        fx = np.clip(frac[:, 0], 0.0, 1.0)
+        fy = np.clip(frac[:, 1], 0.0, 1.0)
+        f = self.field
+        return (
+            f[i, j] * (1 - fx) * (1 - fy)
+            + f[i + 1, j] * fx * (1 - fy)
+            + f[i, j + 1] * (1 - fx) * fy
+            + f[i + 1, j + 1] * fx * fy
+        )
+
+    def carrot(self, robot_xy: tuple[float, float], lookahead: float) -> tuple[float, float] | None:
+        """The point `lookahead` m down the steepest-descent path from the robot, if any."""
+        if self.field is None or self.origin is None or self.field_goal is None:
+            return None
+        res = self.config.resolution
+        cell = self.to_cell(np.array([robot_xy]))[0]
+        i, j = int(cell[0]), int(cell[1])
+        if not (0 <= i < self.cells and 0 <= j < self.cells) or not np.isfinite(self.field[i, j]):
+            return None
+        travelled = 0.0
+        while travelled < lookahead:
+            best, best_value = None, self.field[i, j]
+            for di, dj, length in _NEIGHBOURS:
+                ni, nj = i + di, j + dj
+                if 0 <= ni < self.cells and 0 <= nj < self.cells:
+                    value = self.field[ni, nj]
+                    if np.isfinite(value) and value < best_value:
+                        best, best_value = (ni, nj, length), value
+            if best is None:
+                return self.field_goal  # at the goal cell
+            i, j = best[0], best[1]
+            travelled += best[2] * res
+        centre = self.origin + (np.array([i, j], dtype=np.float64) + 0.5) * res
+        return float(centre[0]), float(centre[1])

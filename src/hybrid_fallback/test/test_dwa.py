@@ -1,0 +1,152 @@
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hybrid_fallback.dwa import DwaConfig, DwaPlanner, grid_reduce, rollout_poses
+
+CONFIG = DwaConfig()
+
+
+def fine_rollout(linear: float, angular: float, horizon: float) -> np.ndarray:
+    """The continuous arc sampled every millisecond: (steps, 2)."""
+    times = np.arange(0.0, horizon + 1e-9, 0.001)
+    x, y, _ = rollout_poses(np.array([linear]), np.array([angular]), times)
+    return np.column_stack((x[0], y[0]))
+
+
+def min_distance(path: np.ndarray, points: np.ndarray) -> float:
+    if points.shape[0] == 0:
+        return math.inf
+    diff = path[:, None, :] - points[None, :, :]
+    return float(np.sqrt((diff**2).sum(axis=2)).min())
+
+
+def wall(x: float, y_from: float, y_to: float, spacing: float = 0.01) -> np.ndarray:
+    ys = np.arange(y_from, y_to + 1e-9, spacing)
+    return np.column_stack((np.full_like(ys, x), ys))
+
+
+def test_rollout_poses_follow_unicycle_arcs():
+    times = np.array([0.0, 0.5, 1.0])
+    x, y, yaw = rollout_poses(np.array([0.2, 0.2]), np.array([0.0, 1.0]), times)
+    np.testing.assert_allclose(x[0], [0.0, 0.1, 0.2])
+    np.testing.assert_allclose(y[0], [0.0, 0.0, 0.0])
+    # Radius 0.2 arc to the left: x = r sin(t), y = r (1 - cos(t)).
+    np.testing.assert_allclose(x[1], 0.2 * np.sin(times))
+    np.testing.assert_allclose(y[1], 0.2 * (1 - np.cos(times)))
+    np.testing.assert_allclose(yaw[1], times)
+
+
+def test_grid_reduce_keeps_every_point_within_half_a_cell_diagonal():
+    rng = np.random.default_rng(3)
+    points = rng.uniform(-2.0, 2.0, (2000, 2))
+    reduced = grid_reduce(points, 0.05)
+    assert reduced.shape[0] < points.shape[0]
+    diff = points[:, None, :] - reduced[None, :, :]
+    nearest = np.sqrt((diff**2).sum(axis=2)).min(axis=1)
+    assert nearest.max() <= 0.05 / math.sqrt(2.0) + 1e-12
+
+
+def test_window_respects_accel_and_velocity_limits():
+    planner = DwaPlanner(CONFIG)
+    v, w = planner.window(0.25, 1.75)
+    dv = CONFIG.max_linear_accel * CONFIG.control_period
+    dw = CONFIG.max_angular_accel * CONFIG.control_period
+    assert v.min() == pytest.approx(0.25 - dv) and v.max() == pytest.approx(0.26)
+    assert w.min() == pytest.approx(1.75 - dw) and w.max() == pytest.approx(1.8)
+    v0, w0 = planner.window(0.0, 0.0)
+    assert v0.min() == 0.0 and ((v0 == 0.0) & (w0 == 0.0)).any()
+
+
+def test_free_space_drives_toward_the_goal():
+    planner = DwaPlanner(CONFIG)
+    ahead = planner.compute(np.empty((0, 2)), (3.0, 0.0), (0.2, 0.0))
+    assert ahead.reason == "best_sample" and ahead.linear > 0.2 and abs(ahead.angular) < 0.1
+    left = planner.compute(np.empty((0, 2)), (-1.0, 2.0), (0.0, 0.0))
+    assert left.angular > 0.0
+    right = planner.compute(np.empty((0, 2)), (-1.0, -2.0), (0.0, 0.0))
+    assert right.angular < 0.0
+
+
+def test_slows_down_near_the_goal():
+    planner = DwaPlanner(CONFIG)
+    result = planner.compute(np.empty((0, 2)), (0.1, 0.0), (0.1, 0.0))
+    assert result.linear <= CONFIG.goal_slowdown_gain * 0.1 + 1e-9
+
+
+def test_wall_ahead_is_never_driven_into():
+    planner = DwaPlanner(CONFIG)
+    points = wall(0.35, -1.0, 1.0)
+    result = planner.compute(points, (3.0, 0.0), (0.2, 0.0))
+    path = fine_rollout(result.linear, result.angular, CONFIG.sim_time)
+    assert min_distance(path, points) >= CONFIG.collision_radius
+
+
+def test_no_safe_sample_stops_and_turns_toward_the_goal():
+    # Moving fast with a slow brake: the window excludes v = 0 and every arc hits the wall.
+    config = DwaConfig(max_linear_accel=0.2)
+    planner = DwaPlanner(config)
+    points = wall(0.3, -2.0, 2.0)
+    result = planner.compute(points, (3.0, 1.0), (0.26, 0.0))
+    assert result.reason == "no_safe_sample_rotate" and result.safe_samples == 0
+    assert result.linear == 0.0 and result.angular > 0.0
+    result = planner.compute(points, (3.0, -1.0), (0.26, 0.0))
+    assert result.angular < 0.0
+
+
+def test_no_safe_sample_in_contact_stops_without_turning():
+    config = DwaConfig(max_linear_accel=0.2)
+    planner = DwaPlanner(config)
+    points = np.vstack((wall(0.3, -2.0, 2.0), [[0.05, 0.05]]))  # something inside the body
+    result = planner.compute(points, (3.0, 1.0), (0.26, 0.0))
+    assert result.reason == "no_safe_sample_stop"
+    assert (result.linear, result.angular) == (0.0, 0.0)
+
+
+def test_robot_inside_the_margin_can_back_away_but_not_approach():
+    config = DwaConfig(min_linear_velocity=-0.1)
+    planner = DwaPlanner(config)
+    obstacle = np.array([[0.15, 0.0]])  # inside footprint + margin, outside the body
+    result = planner.compute(obstacle, (3.0, 0.0), (0.0, 0.0))
+    path = fine_rollout(result.linear, result.angular, config.sim_time)
+    distances = np.hypot(path[:, 0] - 0.15, path[:, 1])
+    assert distances.min() >= 0.15 - 1e-3  # never closer than it started (grid slack aside)
+    assert result.safe_samples > 0
+
+
+points_strategy = st.lists(
+    st.tuples(
+        st.floats(min_value=0.0, max_value=2.0 * math.pi),
+        st.floats(min_value=0.2, max_value=1.5),
+    ),
+    min_size=0,
+    max_size=60,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    polar=points_strategy,
+    goal_angle=st.floats(min_value=-math.pi, max_value=math.pi),
+    goal_distance=st.floats(min_value=0.3, max_value=5.0),
+    linear=st.floats(min_value=0.0, max_value=0.26),
+    angular=st.floats(min_value=-1.8, max_value=1.8),
+)
+def test_selected_rollout_never_hits_a_scan_point(
+    polar, goal_angle, goal_distance, linear, angular
+):
+    planner = DwaPlanner(CONFIG)
+    start_clear = CONFIG.check_radius  # points start outside the checked radius
+    points = np.array(
+        [(max(r, start_clear) * math.cos(a), max(r, start_clear) * math.sin(a)) for a, r in polar]
+    ).reshape(-1, 2)
+    goal = (goal_distance * math.cos(goal_angle), goal_distance * math.sin(goal_angle))
+    result = planner.compute(points, goal, (linear, angular))
+    if result.reason == "best_sample":
+        path = fine_rollout(result.linear, result.angular, CONFIG.sim_time)
+        assert min_distance(path, points) >= CONFIG.collision_radius - 1e-6
+    else:
+        assert result.linear == 0.0

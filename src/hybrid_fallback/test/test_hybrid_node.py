@@ -1,0 +1,229 @@
+"""The hybrid_fallback node over DDS: a separate process fed by scripted publishers."""
+
+import math
+import time
+from collections.abc import Callable
+
+import pytest
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped, Twist
+from nav_msgs.msg import Odometry
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.qos import (
+    DurabilityPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
+from sensor_msgs.msg import LaserScan
+from std_msgs.msg import Bool, String
+
+from hybrid_fallback.hybrid_node import HybridFallbackNode
+
+LATCHED = QoSProfile(
+    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+PERIOD = 0.05
+
+
+class Probe:
+    """Publishes scan, odom and (while `policy_on`) policy/cmd_vel at 20 Hz; records outputs."""
+
+    def __init__(self, context: object) -> None:
+        self.node = rclpy.create_node("hybrid_probe", context=context)
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(self.node)
+        node = self.node
+        self.policy_pub = node.create_publisher(Twist, "policy/cmd_vel", 1)
+        self.active_pub = node.create_publisher(Bool, "policy/active", LATCHED)
+        self.teleop_pub = node.create_publisher(Twist, "cmd_vel_teleop", 1)
+        self.goal_pub = node.create_publisher(PoseStamped, "goal_pose", RELIABLE)
+        self.scan_pub = node.create_publisher(LaserScan, "scan", qos_profile_sensor_data)
+        self.odom_pub = node.create_publisher(Odometry, "odom", RELIABLE)
+        self.modes: list[tuple[float, str]] = []
+        self.reasons: list[tuple[float, str]] = []
+        self.commands: list[tuple[float, float, float]] = []
+        node.create_subscription(String, "hybrid/mode", self._on_mode, LATCHED)
+        node.create_subscription(String, "hybrid/mode_reason", self._on_reason, LATCHED)
+        node.create_subscription(Twist, "cmd_vel_nav", self._on_cmd, 10)
+        self.diagnostics: list[dict[str, str]] = []
+        node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        self.policy_on = True
+        self.teleop: tuple[float, float] | None = None
+        node.create_timer(PERIOD, self._tick)
+
+    def _on_mode(self, msg: String) -> None:
+        self.modes.append((time.monotonic(), msg.data))
+
+    def _on_reason(self, msg: String) -> None:
+        self.reasons.append((time.monotonic(), msg.data))
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name == "hybrid_fallback: arbiter":
+                values = {kv.key: kv.value for kv in status.values}
+                values["message"] = status.message
+                self.diagnostics.append(values)
+
+    def _on_cmd(self, msg: Twist) -> None:
+        self.commands.append((time.monotonic(), msg.linear.x, msg.angular.z))
+
+    def _tick(self) -> None:
+        scan = LaserScan()
+        scan.header.frame_id = "base_scan"
+        scan.angle_min, scan.angle_increment = -math.pi, 2 * math.pi / 360
+        scan.range_min, scan.range_max = 0.12, 3.5
+        scan.ranges = [math.inf] * 360  # open space: valid, nothing in range
+        self.scan_pub.publish(scan)
+        odom = Odometry()
+        odom.header.frame_id = "odom"
+        odom.pose.pose.orientation.w = 1.0
+        self.odom_pub.publish(odom)
+        if self.policy_on:
+            command = Twist()
+            command.linear.x, command.angular.z = 0.1, 0.2
+            self.policy_pub.publish(command)
+        if self.teleop is not None:
+            command = Twist()
+            command.linear.x, command.angular.z = self.teleop
+            self.teleop_pub.publish(command)
+
+    def set_active(self, active: bool) -> float:
+        self.active_pub.publish(Bool(data=active))
+        return time.monotonic()
+
+    def send_goal(self, x: float, y: float) -> None:
+        goal = PoseStamped()
+        goal.header.frame_id = "odom"
+        goal.pose.position.x, goal.pose.position.y = x, y
+        goal.pose.orientation.w = 1.0
+        self.goal_pub.publish(goal)
+
+    def spin_until(self, condition: Callable[[], bool], timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=0.01)
+            if condition():
+                return True
+        return False
+
+    def mode(self) -> str | None:
+        return self.modes[-1][1] if self.modes else None
+
+    def reason_time(self, text: str, after: float) -> float | None:
+        for stamp, reason in self.reasons:
+            if stamp >= after and reason == text:
+                return stamp
+        return None
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+
+
+@pytest.mark.integration
+def test_handover_timing_and_teleop_override_over_dds(start_node, rclpy_context, workspace_root):
+    node = start_node(
+        "hybrid_fallback.hybrid_node",
+        params_files=[workspace_root / "config" / "hybrid_fallback.yaml"],
+        parameters={"policy_timeout": 0.5, "retry_after": 0.5, "teleop_timeout": 0.3},
+    )
+    probe = Probe(rclpy_context)
+    try:
+        assert probe.spin_until(lambda: probe.mode() == "IDLE", 15.0), "node did not come up"
+        probe.set_active(True)
+        # Re-send the goal until the node has it (discovery of the goal publisher).
+        deadline = time.monotonic() + 10.0
+        while probe.mode() != "POLICY" and time.monotonic() < deadline:
+            probe.send_goal(5.0, 0.0)
+            probe.spin_until(lambda: probe.mode() == "POLICY", 0.5)
+        assert probe.mode() == "POLICY"
+        assert probe.spin_until(lambda: any(c[1:] == (0.1, 0.2) for c in probe.commands), 2.0), (
+            "policy command not forwarded on cmd_vel_nav"
+        )
+
+        # policy/active false -> FALLBACK within one period, with the reason.
+        sent = probe.set_active(False)
+        expected = "FALLBACK: policy/active false"
+        assert probe.spin_until(lambda: probe.reason_time(expected, sent) is not None, 2.0)
+        latency = probe.reason_time(expected, sent) - sent
+        assert latency < PERIOD + 0.25, f"hand-over took {latency:.3f} s"
+        assert probe.mode() == "FALLBACK"
+        # The DWA drives toward the goal (open space ahead, starting from rest).
+        switched = probe.reason_time(expected, sent)
+
+        def dwa_driving() -> bool:
+            latest = [c for c in probe.commands if c[0] > switched + 2 * PERIOD]
+            return bool(latest) and latest[-1][1] > 0.0 and latest[-1][1:] != (0.1, 0.2)
+
+        assert probe.spin_until(dwa_driving, 1.0)
+
+        # Healthy again -> back to POLICY after retry_after.
+        probe.set_active(True)
+        assert probe.spin_until(lambda: probe.mode() == "POLICY", 3.0)
+
+        # policy/cmd_vel stops -> FALLBACK within policy_timeout + one period.
+        probe.policy_on = False
+        stopped = time.monotonic()
+        assert probe.spin_until(lambda: probe.mode() == "FALLBACK", 3.0)
+        silent_latency = probe.modes[-1][0] - stopped
+        assert 0.3 < silent_latency < 0.5 + PERIOD + 0.3, f"silent switch {silent_latency:.3f} s"
+        assert probe.spin_until(lambda: "policy/cmd_vel silent" in probe.reasons[-1][1], 1.0)
+
+        # Fresh teleop overrides; a NaN teleop command is dropped; release returns.
+        probe.teleop = (math.nan, 0.0)
+        probe.spin_until(lambda: False, 0.5)
+        assert probe.mode() == "FALLBACK"
+        probe.teleop = (0.05, -0.3)
+        assert probe.spin_until(lambda: probe.mode() == "TELEOP", 2.0)
+        assert probe.spin_until(lambda: probe.commands[-1][1:] == (0.05, -0.3), 1.0), (
+            "teleop command not forwarded"
+        )
+        probe.teleop = None
+        assert probe.spin_until(lambda: probe.mode() == "FALLBACK", 2.0)
+        assert probe.spin_until(
+            lambda: probe.reasons[-1][1].startswith("FALLBACK: teleop released; "), 1.0
+        )
+        probe.diagnostics.clear()
+        assert probe.spin_until(lambda: bool(probe.diagnostics), 3.0), "no diagnostics"
+        report = probe.diagnostics[-1]
+        assert report["mode"] == "FALLBACK"
+        assert report["message"].startswith("FALLBACK: teleop released; ")
+        assert int(report["switches POLICY->FALLBACK"]) == 2
+        assert int(report["switches FALLBACK->TELEOP"]) == 1
+        assert int(report["dropped cmd_vel_teleop"]) >= 1  # the NaN commands
+        assert float(report["time_in POLICY_s"]) > 0.0
+        assert "last_switch_0" in report
+        assert node.is_running()
+    finally:
+        probe.close()
+
+
+def test_invalid_parameters_are_rejected_and_old_values_kept(rclpy_context):
+    node = HybridFallbackNode(context=rclpy_context)
+    try:
+        cases = [
+            Parameter("max_velocity", value=[0.2]),
+            Parameter("min_velocity", value=[0.5, -1.0]),  # above max linear
+            Parameter("on_policy_disabled", value="halt"),
+            Parameter("retry_after", value=100.0),  # above max_retry_delay
+            Parameter("policy_timeout", value=math.nan),
+        ]
+        for parameter in cases:
+            result = node.set_parameters([parameter])[0]
+            assert not result.successful, parameter.name
+            assert result.reason
+        assert list(node.get_parameter("max_velocity").value) == [0.26, 1.8]
+        assert node.get_parameter("on_policy_disabled").value == "fallback"
+        assert node.set_parameters([Parameter("on_policy_disabled", value="stop")])[0].successful
+        assert node.arbiter.config.on_policy_disabled == "stop"
+        assert node.set_parameters([Parameter("max_velocity", value=[0.2, 1.0])])[0].successful
+        assert node.controller.planner.config.max_linear_velocity == 0.2
+        assert node.set_parameters([Parameter("safety_margin", value=0.05)])[0].successful
+        assert node.controller.planner.config.safety_margin == 0.05
+        assert node.controller.grid.config.inflation_radius == pytest.approx(0.11 + 0.05 + 0.05)
+    finally:
+        node.destroy_node()

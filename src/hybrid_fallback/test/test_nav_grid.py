@@ -1,0 +1,128 @@
+import heapq
+import math
+
+import numpy as np
+import pytest
+
+from hybrid_fallback.fallback import FallbackController, GuidanceConfig
+from hybrid_fallback.nav_grid import NavGridConfig, NavigationGrid, cost_field
+
+
+def reference_dijkstra(step_cost: np.ndarray, goal: tuple[int, int]) -> np.ndarray:
+    height, width = step_cost.shape
+    dist = np.full((height, width), np.inf)
+    dist[goal] = 0.0
+    queue = [(0.0, goal)]
+    while queue:
+        d, (i, j) = heapq.heappop(queue)
+        if d > dist[i, j]:
+            continue
+        for di in (-1, 0, 1):
+            for dj in (-1, 0, 1):
+                ni, nj = i + di, j + dj
+                if (di or dj) and 0 <= ni < height and 0 <= nj < width:
+                    nd = d + 0.5 * math.hypot(di, dj) * (step_cost[i, j] + step_cost[ni, nj])
+                    if nd < dist[ni, nj]:
+                        dist[ni, nj] = nd
+                        heapq.heappush(queue, (nd, (ni, nj)))
+    return dist
+
+
+@pytest.mark.parametrize("shape", [(1, 6), (6, 1), (7, 5), (23, 31)])
+def test_cost_field_equals_dijkstra(shape):
+    rng = np.random.default_rng(sum(shape))
+    costs = np.where(rng.random(shape) < 0.3, 50.0, 1.0) * rng.uniform(0.5, 1.5, shape)
+    goal = (shape[0] // 2, shape[1] - 1)
+    np.testing.assert_allclose(cost_field(costs, goal), reference_dijkstra(costs, goal), rtol=1e-9)
+
+
+def wall_points(x: float, y_from: float, y_to: float) -> np.ndarray:
+    ys = np.arange(y_from, y_to, 0.02)
+    return np.column_stack((np.full_like(ys, x), ys))
+
+
+def test_field_and_carrot_lead_around_a_wall():
+    grid = NavigationGrid(NavGridConfig(size=10.0))
+    # A wall between robot (0, 0) and goal (2, 0), open above y = 1.
+    grid.update(wall_points(1.0, -3.0, 1.0), (0.0, 0.0))
+    grid.compute_field((2.0, 0.0), (0.0, 0.0))
+    straight = grid.cost_at(np.array([[0.0, 0.0]]))[0]
+    assert straight > 2.0 * math.hypot(1.0, 1.0)  # has to go up past y = 1 and back down
+    carrot = grid.carrot((0.0, 0.0), 0.8)
+    assert carrot is not None and carrot[1] > 0.4  # heads up toward the opening
+    detour = grid.cost_at(np.array([[0.0, 0.8]]))[0]
+    assert detour < straight  # moving toward the opening lowers the cost
+
+
+def test_beams_clear_obstacles_that_moved_away():
+    grid = NavigationGrid(NavGridConfig(size=10.0))
+    grid.update(np.array([[1.0, 0.0]]), (0.0, 0.0))
+    cell = grid.to_cell(np.array([[1.0, 0.0]]))[0]
+    assert grid.occupied[cell[0], cell[1]]
+    grid.update(np.array([[3.0, 0.0]]), (0.0, 0.0))  # the beam now passes through
+    assert not grid.occupied[cell[0], cell[1]]
+
+
+def test_invalid_grid_config_is_rejected():
+    with pytest.raises(ValueError):
+        NavigationGrid(NavGridConfig(resolution=0.0))
+    with pytest.raises(ValueError):
+        NavigationGrid(NavGridConfig(inflation_radius=0.5, proximity_radius=0.2))
+
+
+def test_guided_controller_escapes_a_trap_plain_dwa_gets_stuck_in():
+    # A U-shaped trap opening toward the robot's back; the goal lies behind its bottom.
+    ys = np.arange(-0.8, 0.8, 0.02)
+    xs = np.arange(-0.5, 0.6, 0.02)
+    trap = np.vstack(
+        (
+            np.column_stack((np.full_like(ys, 0.6), ys)),
+            np.column_stack((xs, np.full_like(xs, 0.8))),
+            np.column_stack((xs, np.full_like(xs, -0.8))),
+        )
+    )
+
+    def run(enabled: bool) -> float:
+        controller = FallbackController(guidance=GuidanceConfig(enabled=enabled))
+        x, y, yaw, v, w = 0.0, 0.0, 0.0, 0.0, 0.0
+        goal = (2.0, 0.0)
+        for step in range(600):  # 30 s at 20 Hz, ideal unicycle
+            c, s = math.cos(yaw), math.sin(yaw)
+            local = (trap - (x, y)) @ np.array([[c, -s], [s, c]])
+            in_range = np.hypot(local[:, 0], local[:, 1]) < 3.5
+            result = controller.compute(local[in_range], (x, y, yaw), goal, (v, w), step * 0.05)
+            v, w = result.linear, result.angular
+            x, y, yaw = x + v * math.cos(yaw) * 0.05, y + v * math.sin(yaw) * 0.05, yaw + w * 0.05
+            if math.hypot(goal[0] - x, goal[1] - y) < 0.2:
+                break
+        return math.hypot(goal[0] - x, goal[1] - y)
+
+    assert run(enabled=True) < 0.2
+    assert run(enabled=False) > 1.0
+
+
+def test_controller_that_cannot_move_recovers_then_resumes():
+    guidance = GuidanceConfig(stuck_time=1.0, recovery_time=0.5, recovery_speed=0.08)
+    controller = FallbackController(guidance=guidance)
+    wall = wall_points(0.3, -0.6, 0.6)
+    reasons = []
+    for step in range(40):  # the pose never changes: the robot is wedged
+        result = controller.compute(wall, (0.0, 0.0, 0.0), (3.0, 0.0), (0.0, 0.0), step * 0.05)
+        reasons.append(result.reason)
+        if result.reason.startswith("recovery"):
+            assert -0.08 - 1e-9 <= result.linear <= 0.08 + 1e-9
+    first = next(i for i, r in enumerate(reasons) if r.startswith("recovery"))
+    assert first * 0.05 == pytest.approx(1.0)
+    assert all(r.startswith("recovery") for r in reasons[first : first + 10])
+    assert not reasons[first + 10].startswith("recovery")
+    assert controller.recoveries == 1
+
+
+def test_recovery_backs_away_from_a_wall_ahead():
+    controller = FallbackController(guidance=GuidanceConfig(stuck_time=0.5))
+    wall = wall_points(0.2, -1.0, 1.0)  # 0.2 m ahead: inside footprint + margin slack
+    result = None
+    for step in range(12):
+        result = controller.compute(wall, (0.0, 0.0, 0.0), (3.0, 0.0), (0.0, 0.0), step * 0.05)
+    assert result is not None and result.reason.startswith("recovery")
+    assert result.linear < 0.0
