@@ -27,7 +27,7 @@ WS := source $(VENV)/bin/activate && source install/setup.bash &&
 .PHONY: help setup build test lint sdf-check demo bench reliability clean distclean
 
 help:
-	@echo "make demo | make test | make lint | make bench | make clean"
+	@echo "make demo | make test | make lint | make bench | make reliability | make clean"
 
 $(DEPS_STAMP): requirements.txt src/rl_training/pyproject.toml
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
@@ -71,6 +71,11 @@ bench: $(BUILD_STAMP)
 	for script in $$(ls src/*/bench/bench_*.py bench/bench_*.py 2>/dev/null | sort); do \
 		echo "== $$script"; $(WS) python "$$script" --out bench/results; \
 	done
+
+# The adversarial campaign through the real safety core (a small budget runs in make test).
+reliability: $(BUILD_STAMP)
+	mkdir -p bench/results
+	$(WS) python -m safety_controller.reliability_campaign --steps 100000 --out bench/results
 
 clean:
 	rm -rf build install log

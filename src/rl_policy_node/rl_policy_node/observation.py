@@ -60,8 +60,12 @@ class ScanResampler:
             raise ObservationError("scan angle_min/angle_increment must be finite")
         if angle_increment == 0.0:
             raise ObservationError("scan angle_increment is 0")
+        # LaserScan carries its angles as float32; rounding here makes a scan from the
+        # simulator (float64) and the same scan off the wire resample identically.
+        angle_min = float(np.float32(angle_min))
+        angle_increment = float(np.float32(angle_increment))
         self.spec = spec
-        self.key = (beam_count, float(angle_min), float(angle_increment))
+        self.key = (beam_count, angle_min, angle_increment)
         fov = spec.field_of_view
         width = fov / spec.sectors
         angles = wrap_angle(angle_min + angle_increment * np.arange(beam_count))
@@ -70,9 +74,10 @@ class ScanResampler:
         inside = (
             (offset >= 0.0) & (offset < fov) if fov < 2 * math.pi else np.ones_like(offset, bool)
         )
-        # The epsilon puts a beam lying on a sector edge (to rounding) in the upper sector,
-        # whichever way its angle was computed; on a full circle the last edge is the first.
-        sector = np.floor(np.where(inside, offset, 0.0) / width + 1e-9).astype(np.int64)
+        # A beam within 1e-4 of a sector width below an edge (float32 angle rounding is
+        # ~1e-7 rad) counts in the upper sector, whichever way its angle was computed; on
+        # a full circle the last edge is the first.
+        sector = np.floor(np.where(inside, offset, 0.0) / width + 1e-4).astype(np.int64)
         if fov >= 2 * math.pi:
             sector %= spec.sectors
         sector = np.clip(sector, 0, spec.sectors - 1)
@@ -140,7 +145,7 @@ class ObservationBuilder:
     def _resampler_for(
         self, beam_count: int, angle_min: float, angle_increment: float
     ) -> ScanResampler:
-        key = (beam_count, float(angle_min), float(angle_increment))
+        key = (beam_count, float(np.float32(angle_min)), float(np.float32(angle_increment)))
         if self._resampler is None or self._resampler.key != key:
             self._resampler = ScanResampler(self.spec.scan, beam_count, angle_min, angle_increment)
         return self._resampler

@@ -199,3 +199,17 @@ def test_implicit_card_builds_69_values():
     assert obs.shape == (69,)
     np.testing.assert_allclose(obs[:64], 0.2)
     np.testing.assert_allclose(obs[64:], [5.0, 0.6, 0.8, 0.1, 0.2], atol=1e-6)
+
+
+@pytest.mark.parametrize(("beams", "sectors"), [(360, 60), (360, 24), (720, 40), (1081, 36)])
+def test_float32_and_float64_angles_give_the_same_observation(beams, sectors):
+    """The simulator's float64 angles and LaserScan's float32 ones must not move beams."""
+    rng = np.random.default_rng(beams)
+    ranges = rng.uniform(0.2, 3.0, beams)
+    increment = 2 * math.pi / beams
+    spec = scan_only(sectors, 360.0)
+    wide = ScanInput(ranges, -math.pi, increment, 0.1, 12.0)
+    narrow = ScanInput(ranges, float(np.float32(-math.pi)), float(np.float32(increment)), 0.1, 12.0)
+    a = ObservationBuilder(spec).build(wide, ORIGIN, STILL, (1, 0))
+    b = ObservationBuilder(spec).build(narrow, ORIGIN, STILL, (1, 0))
+    np.testing.assert_array_equal(a, b)

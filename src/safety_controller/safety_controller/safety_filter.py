@@ -87,7 +87,9 @@ class FilterOutput:
     linear: float
     angular: float
     scale: float  # allowed fraction of the request, 1.0 = untouched
-    reasons: frozenset[str]  # why the output differs from the request (empty: it doesn't)
+    # Why the output differs from the request (empty: it doesn't), or COLLISION when the
+    # guard cut the acceleration-limited ramp to a request it then equals (a safety stop).
+    reasons: frozenset[str]
     min_clearance: float  # m from the inflated footprint to the nearest scan point (inf: none)
     state: str  # OK, ESTOP, INVALID_INPUT, STALE_INPUT, IDLE, BLIND, STALE_SCAN, NO_SCAN
 
@@ -255,6 +257,7 @@ class SafetyFilter:
 
         reasons: set[str] = set()
         scale_hint: float | None = None
+        guard_changed = False  # the guard cut the (acceleration-limited) command
         if self._estop_latched:
             output, state = (0.0, 0.0), "ESTOP"
             reasons.add(ESTOP)
@@ -299,11 +302,16 @@ class SafetyFilter:
                 emergency_box = reachable_box(velocity, limits, dt, emergency=True)
                 if not in_box(output, emergency_box):
                     output = brake_along_arc(velocity, limits, dt)
+                guard_changed = not _close(output, command)
 
         output = _finite_within_limits(output, limits)
         requested = request if request is not None else (0.0, 0.0)
+        # An output equal to the request needs no reason, unless the guard produced it by
+        # cutting the ramp towards it (e.g. a stop faster than max_decel): a safety stop.
         if _close(output, requested) and INVALID_INPUT not in reasons:
             reasons.clear()
+            if guard_changed:
+                reasons.add(COLLISION)
         frozen = frozenset(reasons)
         scale = (
             scale_hint if scale_hint is not None else _allowed_fraction(requested, output, limits)

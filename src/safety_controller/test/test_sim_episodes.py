@@ -15,10 +15,13 @@ import pytest
 from safety_controller.footprint import Footprint
 from safety_controller.limits import VelocityLimits
 from safety_controller.safety_filter import COLLISION, SafetyConfig, SafetyFilter
-from safety_controller.scan_geometry import LidarMount, scan_to_points
+from safety_controller.scan_geometry import LidarMount
 
 sim_core = pytest.importorskip("sim_bringup.sim_core")
 profiles = pytest.importorskip("sim_bringup.profiles")
+campaign = pytest.importorskip("safety_controller.reliability_campaign")
+clearance = campaign.clearance
+random_start = campaign.random_start
 
 pytestmark = pytest.mark.slow
 
@@ -30,16 +33,6 @@ SCAN_EVERY = 2  # control steps per scan: 10 Hz lidar, 20 Hz control
 FULL_SPEED = (0.26, 1.82)
 
 
-def box_distance(point: np.ndarray, box: np.ndarray) -> float:
-    """Distance from a point to a rotated box [cx, cy, sx, sy, yaw] (0 inside)."""
-    cx, cy, sx, sy, yaw = box
-    c, s = math.cos(yaw), math.sin(yaw)
-    dx, dy = point[0] - cx, point[1] - cy
-    local = np.array([c * dx + s * dy, -s * dx + c * dy])
-    outside = np.maximum(np.abs(local) - [sx / 2, sy / 2], 0.0)
-    return float(np.hypot(*outside))
-
-
 def obstacle_targets(sim) -> tuple[list[np.ndarray], list[float]]:
     """Points on obstacles to drive at, and a function of clearance for start poses."""
     geometry = sim.obstacles()
@@ -47,20 +40,6 @@ def obstacle_targets(sim) -> tuple[list[np.ndarray], list[float]]:
         np.array(c[:2]) for c in geometry.cylinders
     ]
     return targets, geometry
-
-
-def clearance(point: np.ndarray, geometry) -> float:
-    distances = [box_distance(point, b) for b in geometry.boxes]
-    distances += [math.hypot(*(point - c[:2])) - c[2] for c in geometry.cylinders]
-    return min(distances)
-
-
-def random_start(sim, geometry, rng: np.random.Generator) -> tuple[float, float, float]:
-    half = np.array(sim.world.arena_size) / 2.0
-    while True:
-        point = rng.uniform(-half + 0.3, half - 0.3)
-        if clearance(point, geometry) > 0.35:
-            return float(point[0]), float(point[1]), float(rng.uniform(-math.pi, math.pi))
 
 
 def make_filter(robot) -> tuple[SafetyFilter, LidarMount]:
@@ -94,16 +73,7 @@ def run_episode(sim, seed: int) -> tuple[int, bool, float]:
     for step in range(steps):
         now = sim.time
         if step % SCAN_EVERY == 0:
-            scan = sim.scan()
-            points = scan_to_points(
-                scan.ranges,
-                scan.angle_min,
-                scan.angle_increment,
-                scan.range_min,
-                scan.range_max,
-                mount,
-            )
-            filt.set_scan(points, now)
+            filt.set_scan(campaign.read_scan(sim, mount), now)
         odom = sim.odometry()
         filt.set_odometry(odom.v, odom.w, now)
         if step % 60 == 59:  # a new obstacle to ram every 3 s

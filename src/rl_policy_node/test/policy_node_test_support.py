@@ -1,0 +1,383 @@
+"""A scripted probe for the rl_policy_node integration tests, and offline expectations.
+
+The probe publishes a recorded scan/odom (from the golden observation data) at 20 Hz
+with fresh stamps, sends goals and enable flags, records every command with its
+arrival time, and reads `policy/active` and `/diagnostics`. It spins in a background
+thread so the test body can wait on plain conditions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import math
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped, Twist
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import Parameter as ParameterMsg
+from rcl_interfaces.msg import ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import (
+    DurabilityPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
+from sensor_msgs.msg import LaserScan
+from std_msgs.msg import Bool
+from std_srvs.srv import Trigger
+
+from rl_policy_node.action_scaling import action_to_velocity
+from rl_policy_node.observation import ObservationBuilder, ScanInput
+from rl_policy_node.policy_card import PolicyCard
+from rl_policy_node.policy_loader import load_policy
+
+GOLDEN = Path(__file__).parent / "data" / "golden_observations.json"
+NODE_MODULE = "rl_policy_node.policy_node"
+LATCHED = QoSProfile(
+    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Recording:
+    """One recorded scan (270 deg, 1081 beams, with NaN/inf/0 readings), odom and goal."""
+
+    ranges: np.ndarray
+    angle_min: float
+    angle_increment: float
+    range_min: float
+    range_max: float
+    pose: tuple[float, float, float]
+    velocity: tuple[float, float]
+    goal: tuple[float, float]
+    card: PolicyCard
+
+    def scan_input(self) -> ScanInput:
+        """The scan as the node sees it after transport (LaserScan fields are float32)."""
+        f32 = np.float32
+        return ScanInput(
+            self.ranges.astype(np.float32),
+            float(f32(self.angle_min)),
+            float(f32(self.angle_increment)),
+            float(f32(self.range_min)),
+            float(f32(self.range_max)),
+        )
+
+
+def load_recording(case: str = "compact-270") -> Recording:
+    """The recorded inputs of one golden case."""
+    data = json.loads(GOLDEN.read_text())[case]
+    scan = data["scan"]
+    return Recording(
+        ranges=np.array([np.nan if r is None else r for r in scan["ranges"]], dtype=np.float64),
+        angle_min=scan["angle_min"],
+        angle_increment=scan["angle_increment"],
+        range_min=scan["range_min"],
+        range_max=scan["range_max"],
+        pose=tuple(data["pose"]),
+        velocity=tuple(data["velocity"]),
+        goal=tuple(data["goal"]),
+        card=PolicyCard.from_json(json.dumps(data["card"])),
+    )
+
+
+def stateless_card(sectors: int = 24, fov_deg: float = 240.0) -> PolicyCard:
+    """A card without previous action or history: constant inputs give a constant command."""
+    from policy_fixtures import small_card
+
+    card = small_card(sectors, fov_deg)
+    return card.with_updates(
+        observation=dataclasses.replace(card.observation, previous_action=False)
+    )
+
+
+def expected_commands(
+    path: Path, recording: Recording, ticks: int = 1, max_velocity=(0.26, 1.82)
+) -> list[tuple[float, float]]:
+    """Commands the core computes offline for `ticks` ticks on the constant recording."""
+    from rl_policy_node.policy_card import ActionSpec
+
+    implicit = ActionSpec((-max_velocity[0], max_velocity[0]), (-max_velocity[1], max_velocity[1]))
+    policy = load_policy(path, implicit_action=implicit)
+    builder = ObservationBuilder(policy.card.observation)
+    action_spec = policy.card.action if policy.has_card else implicit
+    previous = np.zeros(2)
+    commands = []
+    for _ in range(ticks):
+        observation = builder.build(
+            recording.scan_input(), recording.pose, recording.velocity, recording.goal, previous
+        )
+        action = policy(observation)
+        commands.append(action_to_velocity(action, action_spec))
+        previous = np.clip(action.astype(np.float64), -1.0, 1.0)
+    return commands
+
+
+def expected_action(path: Path, recording: Recording) -> np.ndarray:
+    """The clipped [-1, 1] action of a stateless policy on the recording."""
+    policy = load_policy(path)
+    builder = ObservationBuilder(policy.card.observation)
+    observation = builder.build(
+        recording.scan_input(), recording.pose, recording.velocity, recording.goal, (0.0, 0.0)
+    )
+    return np.clip(policy(observation).astype(np.float64), -1.0, 1.0)
+
+
+def scan_message(recording: Recording) -> LaserScan:
+    """The recorded scan as a LaserScan (stamp left for the sender).
+
+    The float32 fields hold float32 values already, as they arrive after transport
+    (an in-process message would otherwise keep the float64 the recording has).
+    """
+    f32 = np.float32
+    msg = LaserScan()
+    msg.header.frame_id = "base_scan"
+    msg.angle_min = float(f32(recording.angle_min))
+    msg.angle_increment = float(f32(recording.angle_increment))
+    last = recording.angle_min + recording.angle_increment * (recording.ranges.size - 1)
+    msg.angle_max = float(f32(last))
+    msg.range_min = float(f32(recording.range_min))
+    msg.range_max = float(f32(recording.range_max))
+    msg.ranges = recording.ranges.astype(np.float32).tolist()
+    return msg
+
+
+def odom_message(recording: Recording) -> Odometry:
+    """The recorded pose and velocity as Odometry in frame odom (stamp left for the sender)."""
+    x, y, yaw = recording.pose
+    msg = Odometry()
+    msg.header.frame_id = "odom"
+    msg.child_frame_id = "base_footprint"
+    msg.pose.pose.position.x = x
+    msg.pose.pose.position.y = y
+    msg.pose.pose.orientation.z = math.sin(yaw / 2.0)
+    msg.pose.pose.orientation.w = math.cos(yaw / 2.0)
+    msg.twist.twist.linear.x, msg.twist.twist.angular.z = recording.velocity
+    return msg
+
+
+def goal_message(x: float, y: float, frame: str = "odom") -> PoseStamped:
+    """A goal pose (stamp left for the sender)."""
+    msg = PoseStamped()
+    msg.header.frame_id = frame
+    msg.pose.position.x = x
+    msg.pose.position.y = y
+    msg.pose.orientation.w = 1.0
+    return msg
+
+
+def _parameter_msg(name: str, value: object) -> ParameterMsg:
+    if isinstance(value, bool):
+        pv = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=value)
+    elif isinstance(value, int):
+        pv = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
+    elif isinstance(value, float):
+        pv = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
+    elif isinstance(value, str):
+        pv = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+    else:
+        pv = ParameterValue(
+            type=ParameterType.PARAMETER_DOUBLE_ARRAY, double_array_value=[float(v) for v in value]
+        )
+    return ParameterMsg(name=name, value=pv)
+
+
+class PolicyProbe:
+    """Feeds the policy node and records what it says."""
+
+    def __init__(self, context: object, recording: Recording, node_name: str = "rl_policy_node"):
+        self.recording = recording
+        # Earlier tests in this process (hypothesis, torch) leave a large heap; a full
+        # collection over it stalls this probe's callbacks for long enough to look like
+        # missed commands. Freezing the heap keeps collections short; long ones are
+        # recorded so a timing failure can say whether the probe itself was stalled.
+        gc.collect()
+        gc.freeze()
+        self.gc_pauses: list[float] = []
+        self._gc_started = 0.0
+        gc.callbacks.append(self._on_gc)
+        self.node = rclpy.create_node("policy_probe", context=context)
+        node = self.node
+        self.scan_pub = node.create_publisher(LaserScan, "scan", qos_profile_sensor_data)
+        self.odom_pub = node.create_publisher(Odometry, "odom", 10)
+        self.goal_pub = node.create_publisher(PoseStamped, "goal_pose", 10)
+        self.enable_pub = node.create_publisher(Bool, "policy/enable", LATCHED)
+        self.lock = threading.Lock()
+        self.commands: list[tuple[float, float, float]] = []
+        self.shadow_commands: list[tuple[float, float, float]] = []
+        self.active: list[tuple[float, bool]] = []
+        self.diagnostics: dict[str, str] = {}
+        self.diagnostics_message = ""
+        self.diagnostics_level = -1
+        self.status_name = f"{node_name}: policy"
+        node.create_subscription(Twist, "policy/cmd_vel", self._on_cmd, 50)
+        node.create_subscription(Twist, "policy/shadow/cmd_vel", self._on_shadow, 50)
+        node.create_subscription(Bool, "policy/active", self._on_active, LATCHED)
+        node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        self.set_client = node.create_client(SetParameters, f"/{node_name}/set_parameters")
+        self.reload_client = node.create_client(Trigger, "policy/reload")
+        # Feed settings the test may change while the probe runs.
+        self.feed_scan = True
+        self.feed_odom = True
+        self.scan_stamp_offset = 0.0
+        self._scan = scan_message(recording)
+        self._odom = odom_message(recording)
+        node.create_timer(0.05, self._feed)
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(node)
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+
+    # --- feeding
+
+    def _stamp(self, offset: float = 0.0):
+        now = self.node.get_clock().now()
+        if offset:
+            now = now - rclpy.duration.Duration(nanoseconds=int(offset * 1e9))
+        return now.to_msg()
+
+    def _feed(self) -> None:
+        if self.feed_scan:
+            self._scan.header.stamp = self._stamp(self.scan_stamp_offset)
+            self.scan_pub.publish(self._scan)
+        if self.feed_odom:
+            self._odom.header.stamp = self._stamp()
+            self.odom_pub.publish(self._odom)
+
+    def publish_odom(self, msg: Odometry) -> None:
+        """Publish one extra odometry message (e.g. a malformed one)."""
+        self.odom_pub.publish(msg)
+
+    def wait_for_node(self, timeout: float = 20.0) -> None:
+        """Wait until the node's subscriptions and the probe's command subscription match."""
+        assert wait_until(
+            lambda: (
+                self.goal_pub.get_subscription_count() > 0
+                and self.enable_pub.get_subscription_count() > 0
+                and self.set_client.service_is_ready()
+            ),
+            timeout,
+        ), "policy node did not come up"
+        assert wait_until(lambda: self.node.count_publishers("policy/cmd_vel") > 0, timeout)
+        time.sleep(0.3)  # let the command subscription's match settle on both sides
+
+    def send_goal(self, x: float, y: float, frame: str = "odom") -> None:
+        """Publish a goal pose."""
+        msg = goal_message(x, y, frame)
+        msg.header.stamp = self._stamp()
+        self.goal_pub.publish(msg)
+
+    def set_enabled(self, enabled: bool) -> None:
+        """Publish policy/enable."""
+        self.enable_pub.publish(Bool(data=enabled))
+
+    # --- recording
+
+    def _on_cmd(self, msg: Twist) -> None:
+        with self.lock:
+            self.commands.append((time.monotonic(), msg.linear.x, msg.angular.z))
+
+    def _on_shadow(self, msg: Twist) -> None:
+        with self.lock:
+            self.shadow_commands.append((time.monotonic(), msg.linear.x, msg.angular.z))
+
+    def _on_active(self, msg: Bool) -> None:
+        with self.lock:
+            self.active.append((time.monotonic(), msg.data))
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name == self.status_name:
+                with self.lock:
+                    self.diagnostics = {kv.key: kv.value for kv in status.values}
+                    self.diagnostics_message = status.message
+                    self.diagnostics_level = (
+                        status.level[0] if isinstance(status.level, bytes) else int(status.level)
+                    )
+
+    def is_active(self) -> bool:
+        """The last policy/active value (False before any)."""
+        with self.lock:
+            return bool(self.active) and self.active[-1][1]
+
+    def commands_since(self, since: float) -> list[tuple[float, float, float]]:
+        """Commands (arrival time, v, w) received after `since` (time.monotonic)."""
+        with self.lock:
+            return [c for c in self.commands if c[0] > since]
+
+    def wait_reason(self, prefix: str, contains: str = "", timeout: float = 5.0) -> str:
+        """Wait until diagnostics report a reason starting with `prefix` (and holding
+        `contains`); return it."""
+
+        def matches() -> bool:
+            reason = self.diagnostics.get("reason", "")
+            return reason.startswith(prefix) and contains in reason
+
+        ok = wait_until(matches, timeout)
+        reason = self.diagnostics.get("reason", "")
+        assert ok, f"reason {reason!r} is not {prefix!r}...{contains!r}"
+        return reason
+
+    def wait_diagnostics(self, predicate: Callable[[dict[str, str]], bool], timeout=5.0) -> dict:
+        """Wait until the diagnostics values satisfy `predicate`; return them."""
+        assert wait_until(lambda: predicate(dict(self.diagnostics)), timeout), self.diagnostics
+        return dict(self.diagnostics)
+
+    # --- services
+
+    def set_parameters(self, timeout: float = 20.0, **values: object) -> tuple[bool, str]:
+        """Set node parameters through /<node>/set_parameters; (successful, reason)."""
+        request = SetParameters.Request(
+            parameters=[_parameter_msg(name, value) for name, value in values.items()]
+        )
+        future = self.set_client.call_async(request)
+        assert wait_until(future.done, timeout), "set_parameters timed out"
+        result = future.result().results[0]
+        return result.successful, result.reason
+
+    def reload(self, timeout: float = 20.0) -> tuple[bool, str]:
+        """Call policy/reload; (success, message)."""
+        assert wait_until(self.reload_client.service_is_ready, timeout)
+        future = self.reload_client.call_async(Trigger.Request())
+        assert wait_until(future.done, timeout), "reload timed out"
+        response = future.result()
+        return response.success, response.message
+
+    def _on_gc(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        elif time.perf_counter() - self._gc_started > 0.02:
+            self.gc_pauses.append(time.perf_counter() - self._gc_started)
+
+    def close(self) -> None:
+        """Stop spinning and destroy the probe node."""
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+        gc.callbacks.remove(self._on_gc)
+        gc.unfreeze()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, poll: float = 0.02) -> bool:
+    """Poll `condition` until it holds or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(poll)
+    return condition()
+
+
+def max_gap(commands: list[tuple[float, float, float]]) -> float:
+    """The longest interval between consecutive command arrivals (s)."""
+    times = [c[0] for c in commands]
+    return max((b - a for a, b in zip(times, times[1:], strict=False)), default=0.0)
