@@ -5,9 +5,9 @@ import math
 import numpy as np
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from safety_test_limits import TEST_LIMITS
 
 from safety_controller.footprint import Footprint, parse_polygon
-from safety_controller.limits import VelocityLimits
 from safety_controller.safety_filter import (
     HARD_STOP_REASONS,
     SAFETY_REASONS,
@@ -16,13 +16,7 @@ from safety_controller.safety_filter import (
 )
 from safety_controller.scan_geometry import ScanPoints
 
-LIMITS = VelocityLimits(
-    max_velocity=(0.26, 1.82),
-    min_velocity=(-0.26, -1.82),
-    max_accel=(2.5, 3.2),
-    max_decel=(-2.5, -3.2),
-    emergency_decel=(-3.0, -4.0),
-)
+LIMITS = TEST_LIMITS
 FOOTPRINTS = {
     "circle": Footprint(radius=0.11, margin=0.05),
     "rectangle": Footprint(

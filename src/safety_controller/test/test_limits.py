@@ -2,6 +2,7 @@ import math
 
 import numpy as np
 import pytest
+from safety_test_limits import TEST_LIMITS
 
 from safety_controller.limits import (
     LimitsError,
@@ -14,13 +15,7 @@ from safety_controller.limits import (
     reachable_interval,
 )
 
-LIMITS = VelocityLimits(
-    max_velocity=(0.26, 1.82),
-    min_velocity=(-0.26, -1.82),
-    max_accel=(2.5, 3.2),
-    max_decel=(-2.5, -3.2),
-    emergency_decel=(-3.0, -4.0),
-)
+LIMITS = TEST_LIMITS
 
 
 def test_clamp_scales_both_axes_and_keeps_curvature():

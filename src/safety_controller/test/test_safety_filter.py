@@ -2,9 +2,9 @@ import math
 
 import numpy as np
 import pytest
+from safety_test_limits import TEST_LIMITS
 
 from safety_controller.footprint import Footprint
-from safety_controller.limits import VelocityLimits
 from safety_controller.safety_filter import (
     ACCEL,
     BLIND,
@@ -18,13 +18,7 @@ from safety_controller.safety_filter import (
 )
 from safety_controller.scan_geometry import ScanPoints, scan_to_points
 
-LIMITS = VelocityLimits(
-    max_velocity=(0.26, 1.82),
-    min_velocity=(-0.26, -1.82),
-    max_accel=(2.5, 3.2),
-    max_decel=(-2.5, -3.2),
-    emergency_decel=(-3.0, -4.0),
-)
+LIMITS = TEST_LIMITS
 FAR_AWAY = ScanPoints(points=np.array([[5.0, 5.0]]), valid_beams=1, total_beams=1)
 
 

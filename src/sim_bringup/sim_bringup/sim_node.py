@@ -361,7 +361,11 @@ class MujocoSimNode(Node):
         if subscribers > self._goal_subscribers:
             self._publish_goal()
         self._goal_subscribers = subscribers
-        x, y, _ = self.sim.pose
+        # Goals are given in the odom frame and the stack has no localization, so a goal
+        # counts as reached where the robot's own odometry says it is (ground truth can
+        # differ by the odometry drift; sim/ground_truth reports it).
+        odometry = self.sim.odometry()
+        x, y = odometry.x, odometry.y
         before = self._goals.reached
         self._goals.update(x, y)
         if self._goals.reached != before:

