@@ -361,11 +361,7 @@ class MujocoSimNode(Node):
         if subscribers > self._goal_subscribers:
             self._publish_goal()
         self._goal_subscribers = subscribers
-        # Goals are given in the odom frame and the stack has no localization, so a goal
-        # counts as reached where the robot's own odometry says it is (ground truth can
-        # differ by the odometry drift; sim/ground_truth reports it).
-        odometry = self.sim.odometry()
-        x, y = odometry.x, odometry.y
+        x, y, _ = self.sim.pose
         before = self._goals.reached
         self._goals.update(x, y)
         if self._goals.reached != before:
