@@ -152,7 +152,6 @@ class MujocoSimNode(Node):
         self._scan_pub = self.create_publisher(LaserScan, "scan", qos_profile_sensor_data)
         self._collision_pub = self.create_publisher(UInt32, "sim/collisions", reliable)
         self._goal_pub = self.create_publisher(PoseStamped, "goal_pose", latched_goals)
-        self._goal_subscribers = 0
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", reliable)
         self._tf_pub = self.create_publisher(TFMessage, "tf", reliable) if TFMessage else None
         command_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
@@ -355,12 +354,6 @@ class MujocoSimNode(Node):
     def _check_goal(self) -> None:
         if not self._values["publish_goals"]:
             return
-        # goal_pose is volatile (RViz publishes it so): a node that matches after a goal
-        # went out would never see it, so the current goal goes out again to newcomers.
-        subscribers = self._goal_pub.get_subscription_count()
-        if subscribers > self._goal_subscribers:
-            self._publish_goal()
-        self._goal_subscribers = subscribers
         x, y, _ = self.sim.pose
         before = self._goals.reached
         self._goals.update(x, y)
