@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -12,6 +13,92 @@ import yaml
 from rl_training.nav_env import EnvConfig
 
 ALGORITHMS = ("ppo", "sac")
+EXPERTS = ("dwa",)
+STAGE_COUNT = 4
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """The DAgger warm start run before the RL algorithm (`pretrain:` in a run config).
+
+    Iteration 0 is driven by the expert alone; iteration i executes the expert's action
+    with probability `beta_decay ** i` and the learner's otherwise. Every visited state is
+    labelled with the expert's action, the data aggregated, and the actor's mean fitted to
+    it (behaviour cloning) after each iteration; the critic is regressed on the discounted
+    returns of the rollouts at the end.
+    """
+
+    enabled: bool = False
+    expert: str = "dwa"  # hybrid_fallback's DWA guided by its navigation grid
+    expert_safety_margin: float = 0.03  # m the expert keeps between footprint and obstacles
+    iterations: int = 6
+    steps_per_iteration: int = 20_000  # env steps per DAgger iteration (all workers)
+    beta_decay: float = 0.5
+    learner_noise: float = 0.1  # std of Gaussian noise on the learner's action when it drives
+    stage_weights: tuple[float, ...] = (0.1, 0.2, 0.35, 0.35)  # curriculum stage mix
+    epochs: int = 4  # behaviour-cloning epochs over the aggregated data, per iteration
+    batch_size: int = 512
+    learning_rate: float = 1e-3
+    critic_epochs: int = 4  # 0: leave the critic untrained
+    workers: int = 2  # collection processes (1: in this process)
+
+    @staticmethod
+    def from_mapping(data: Mapping[str, Any] | None) -> PretrainConfig:
+        """Validate a `pretrain:` mapping; errors name the field and the bad value."""
+        values = dict(data or {})
+        known = {f.name for f in fields(PretrainConfig)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown setting(s) {', '.join(unknown)}")
+        if not isinstance(values.get("enabled", False), bool):
+            raise ValueError(f"enabled: must be true or false, got {values['enabled']!r}")
+        if values.get("expert", "dwa") not in EXPERTS:
+            raise ValueError(f"expert: must be one of {EXPERTS}, got {values['expert']!r}")
+        minimum = {
+            "iterations": 1,
+            "steps_per_iteration": 1,
+            "epochs": 1,
+            "batch_size": 1,
+            "critic_epochs": 0,
+            "workers": 1,
+        }
+        for key, low in minimum.items():
+            value = values.get(key, low)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{key}: must be an integer >= {low}, got {values[key]!r}")
+        for key, low, high in (
+            ("beta_decay", 0.0, 1.0),
+            ("learner_noise", 0.0, 1.0),
+            ("learning_rate", 0.0, 1.0),
+            ("expert_safety_margin", 0.0, 0.5),
+        ):
+            if key not in values:
+                continue
+            value = values[key]
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{key}: must be a number, got {value!r}")
+            if not (math.isfinite(value) and low <= value <= high):
+                raise ValueError(f"{key}: must be in [{low}, {high}], got {value!r}")
+            values[key] = float(value)
+        if values.get("learning_rate", 1.0) <= 0.0:
+            raise ValueError("learning_rate: must be > 0")
+        if "stage_weights" in values:
+            weights = values["stage_weights"]
+            if not isinstance(weights, list | tuple) or len(weights) != STAGE_COUNT:
+                raise ValueError(
+                    f"stage_weights: must list {STAGE_COUNT} weights (one per stage), "
+                    f"got {weights!r}"
+                )
+            try:
+                weights = tuple(float(w) for w in weights)
+            except (TypeError, ValueError):
+                raise ValueError(f"stage_weights: must be numbers, got {weights!r}") from None
+            if not all(math.isfinite(w) and w >= 0.0 for w in weights) or sum(weights) <= 0.0:
+                raise ValueError(
+                    f"stage_weights: must be >= 0 with a positive sum, got {list(weights)}"
+                )
+            values["stage_weights"] = weights
+        return PretrainConfig(**values)
 
 
 @dataclass(frozen=True)
@@ -34,6 +121,7 @@ class TrainConfig:
     ppo: Mapping[str, Any] = field(default_factory=dict)
     sac: Mapping[str, Any] = field(default_factory=dict)
     policy: Mapping[str, Any] = field(default_factory=dict)  # net_arch, log_std_init, ...
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)  # DAgger warm start
     source: str = ""
     raw: Mapping[str, Any] = field(default_factory=dict)
 
@@ -84,6 +172,16 @@ def config_from_mapping(data: Any, source: str = "<dict>") -> TrainConfig:
         values["env"] = EnvConfig.from_mapping(values.get("env"))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{source}: env: {exc}") from None
+    try:
+        values["pretrain"] = PretrainConfig.from_mapping(values.get("pretrain"))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{source}: pretrain: {exc}") from None
+    if values["pretrain"].enabled and algorithm != "ppo":
+        raise ValueError(f"{source}: pretrain: the DAgger warm start needs algorithm: ppo")
+    if values["pretrain"].enabled and not values.get("normalize_observations", True):
+        raise ValueError(
+            f"{source}: pretrain: the DAgger warm start needs normalize_observations: true"
+        )
     curriculum = tuple(float(v) for v in values.get("curriculum", TrainConfig.curriculum))
     if not curriculum or curriculum[0] != 0.0 or list(curriculum) != sorted(curriculum):
         raise ValueError(f"{source}: curriculum: must start at 0.0 and increase, got {curriculum}")

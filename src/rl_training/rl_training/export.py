@@ -103,12 +103,19 @@ def run_config(run_dir: str | Path) -> TrainConfig:
 def run_files(
     run_dir: str | Path, checkpoint: str | Path | None = None
 ) -> tuple[Path, Path | None]:
-    """(model zip, VecNormalize pickle or None) of a run's final model or of a checkpoint."""
+    """(model zip, VecNormalize pickle or None) of a run's final model or of a checkpoint.
+
+    A checkpoint is a `nav_<steps>_steps.zip` of `checkpoints/` or a `<stem>_model.zip`
+    beside its `<stem>_vecnormalize.pkl` (e.g. the warm start's `pretrained_model.zip`).
+    """
     run = Path(run_dir)
     if checkpoint is None:
         stats = run / "final_vecnormalize.pkl"
         return run / "final_model.zip", stats if stats.is_file() else None
     model = Path(checkpoint)
+    if model.stem.endswith("_model"):
+        stats = model.parent / (model.stem.removesuffix("_model") + "_vecnormalize.pkl")
+        return model, stats if stats.is_file() else None
     steps = model.stem.split("_")[-2]
     stats = model.parent / f"nav_vecnormalize_{steps}_steps.pkl"
     return model, stats if stats.is_file() else None

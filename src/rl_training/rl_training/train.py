@@ -4,6 +4,11 @@ A run directory (`<output_dir>/<name>/`) holds the config copy, TensorBoard logs
 (`tb/`), checkpoints (model + VecNormalize statistics, `checkpoints/`), the final model
 (`final_model.zip`, `final_vecnormalize.pkl`) and `run.json` (timesteps, wall time, git
 revision). `resume=True` continues from the newest checkpoint to the same budget.
+
+With `pretrain: enabled: true` a fresh run first runs the DAgger warm start
+(`rl_training.imitation`) and saves its result (`pretrained_model.zip`,
+`pretrained_vecnormalize.pkl`, `pretrain.json`); a resumed run without checkpoints reuses
+that instead of collecting again.
 """
 
 from __future__ import annotations
@@ -134,6 +139,39 @@ def build_model(config: TrainConfig, venv: VecEnv, run_dir: Path) -> BaseAlgorit
     )
 
 
+PRETRAINED_MODEL = "pretrained_model.zip"
+PRETRAINED_STATS = "pretrained_vecnormalize.pkl"
+
+
+def warm_start(
+    config: TrainConfig, model: BaseAlgorithm, venv: VecEnv, run_dir: Path, reuse: bool
+) -> dict[str, Any] | None:
+    """Run the config's DAgger warm start on a fresh model (or reuse a saved one).
+
+    Fits `model`'s actor and critic and `venv`'s VecNormalize statistics in place, and
+    saves the result in the run directory.
+    """
+    if not config.pretrain.enabled:
+        return None
+    from rl_training.imitation import apply_to_vec_normalize, dagger
+
+    saved_model, saved_stats = run_dir / PRETRAINED_MODEL, run_dir / PRETRAINED_STATS
+    summary_file = run_dir / "pretrain.json"
+    if reuse and saved_model.is_file() and saved_stats.is_file() and summary_file.is_file():
+        model.set_parameters(str(saved_model), device="cpu")
+        stats = VecNormalize.load(str(saved_stats), DummyVecEnv([lambda: NavEnv(config.env)]))
+        venv.obs_rms, venv.ret_rms = stats.obs_rms, stats.ret_rms
+        print(f"pretrain: reusing {saved_model.name}")
+        return json.loads(summary_file.read_text())
+    gamma = float(config.algorithm_kwargs.get("gamma", 0.99))
+    result = dagger(model.policy, config.env, config.pretrain, seed=config.seed, gamma=gamma)
+    apply_to_vec_normalize(venv, result)
+    model.save(str(saved_model))
+    venv.save(str(saved_stats))
+    summary_file.write_text(json.dumps(result.summary, indent=2) + "\n")
+    return result.summary
+
+
 def train(
     config: TrainConfig,
     base_dir: Path | None = None,
@@ -170,6 +208,7 @@ def train(
                 gamma=float(config.algorithm_kwargs.get("gamma", 0.99)),
             )
         model = build_model(config, venv, run_dir)
+        warm_start(config, model, venv, run_dir, resume)
     remaining = config.total_timesteps - model.num_timesteps
     callbacks = CallbackList(
         [
@@ -203,6 +242,9 @@ def train(
         "config_file": config.source,
         "seed": config.seed,
     }
+    pretrain_file = run_dir / "pretrain.json"
+    if config.pretrain.enabled and pretrain_file.is_file():
+        summary["pretrain"] = json.loads(pretrain_file.read_text())
     previous = run_dir / "run.json"
     if checkpoint is not None and previous.is_file():
         summary["earlier_wall_time_s"] = json.loads(previous.read_text()).get("wall_time_s")
