@@ -9,7 +9,7 @@ acceleration, wheel slip and payload mass come out of the physics, not a kinemat
 Frames: the world frame is the world YAML's frame. `odometry()` reports wheel odometry in
 an ``odom`` frame that coincides with the world frame at reset (the driver is started at
 the start pose), so goals from the world file are valid ``odom`` coordinates; it drifts
-from `pose` with wheel slip and with a randomized wheel radius.
+from `pose` with wheel slip and with a randomized wheel radius (odometry calibration).
 """
 
 from __future__ import annotations
@@ -38,9 +38,11 @@ GROUP_STATIC, GROUP_MOVING, GROUP_FLOOR, GROUP_ROBOT = 0, 1, 2, 3
 LIDAR_GEOMGROUP = np.array([1, 1, 0, 0, 0, 0], dtype=np.uint8)
 # Collision bits (1 robot, 2 obstacle, 4 floor contact): the robot touches obstacles,
 # only wheels and caster touch the floor, obstacles and the floor never touch each other.
+# The wheels (inside the chassis outline) touch the floor only.
 # Pairs that cannot touch are skipped before the (costly) narrow phase.
 ROBOT_COLLISION = 'contype="1" conaffinity="2"'
 ROLLING_COLLISION = 'contype="5" conaffinity="6"'
+WHEEL_COLLISION = 'contype="4" conaffinity="4"'
 WORLD_COLLISION = 'contype="2" conaffinity="1"'
 FLOOR_COLLISION = 'contype="4" conaffinity="4"'
 NO_COLLISION = 'contype="0" conaffinity="0"'
@@ -230,10 +232,12 @@ def _robot_mjcf(robot: RobotProfile, start: tuple[float, float, float]) -> list[
             f'armature="{WHEEL_ARMATURE}"/>',
             f'        <inertial pos="0 0 0" mass="{robot.wheel_mass:.6g}" '
             f'diaginertia="{_fmt(wheel_ixx, wheel_iyy, wheel_ixx)}"/>',
-            f'        <geom name="wheel_{side}" type="cylinder" '
-            f'size="{_fmt(r, robot.wheel_width / 2)}" '
-            f'euler="1.5707963 0 0" friction="{robot.wheel_friction:.6g} 0.005 0.0001" '
-            f'condim="3" priority="1" group="{GROUP_ROBOT}" {ROLLING_COLLISION}/>',
+            # A sphere touches the floor in one point on the tyre's mid-plane, which is
+            # where the odometry's wheel separation assumes it; a cylinder lying on the
+            # floor makes contacts at both rim edges and scrubs when turning.
+            f'        <geom name="wheel_{side}" type="sphere" size="{_fmt(r)}" '
+            f'friction="{robot.wheel_friction:.6g} 0.005 0.0001" '
+            f'condim="3" priority="1" group="{GROUP_ROBOT}" {WHEEL_COLLISION}/>',
             "      </body>",
         ]
     lines.append("    </body>")
@@ -348,10 +352,8 @@ class Simulator:
         for geom in self._wheel_geoms:
             m.geom_friction[geom, 0] = params.friction
             m.geom_size[geom, 0] = params.wheel_radius
-            half_width = m.geom_size[geom, 1]
-            m.geom_rbound[geom] = math.hypot(params.wheel_radius, half_width)
-            # Local bounding box of the wheel cylinder (its own frame: axis along z).
-            m.geom_aabb[geom, 3:] = (params.wheel_radius, params.wheel_radius, half_width)
+            m.geom_rbound[geom] = params.wheel_radius
+            m.geom_aabb[geom, 3:] = params.wheel_radius
         for body in self._wheel_bodies:
             m.body_pos[body, 2] = params.wheel_radius
         scale = params.mass / self._nominal_mass
