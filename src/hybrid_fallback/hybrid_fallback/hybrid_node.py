@@ -356,6 +356,8 @@ class HybridFallbackNode(Node):
             self.dropped["goal_pose"] += 1
             self.get_logger().warn(f"goal_pose dropped (frame '{frame}', x={x}, y={y})")
             return
+        if self._goal == (x, y):
+            return  # the same goal re-sent (for late joiners): not a new goal
         self._goal = (x, y)
         self._goal_id = 1 if self._goal_id is None else self._goal_id + 1
         self.get_logger().info(f"new goal ({x:.2f}, {y:.2f})")

@@ -227,3 +227,20 @@ def test_invalid_parameters_are_rejected_and_old_values_kept(rclpy_context):
         assert node.controller.grid.config.inflation_radius == pytest.approx(0.11 + 0.05 + 0.05)
     finally:
         node.destroy_node()
+
+
+def test_a_re_sent_goal_is_not_a_new_goal(rclpy_context):
+    """The simulator re-sends the current goal for late joiners: same goal, same goal id."""
+    node = HybridFallbackNode(context=rclpy_context)
+    try:
+        goal = PoseStamped()
+        goal.header.frame_id = "odom"
+        goal.pose.position.x, goal.pose.position.y = 1.0, 2.0
+        node._on_goal(goal)
+        node._on_goal(goal)
+        assert node._goal_id == 1
+        goal.pose.position.y = 2.5
+        node._on_goal(goal)
+        assert node._goal_id == 2
+    finally:
+        node.destroy_node()

@@ -451,6 +451,8 @@ class PolicyNode(Node):
                 f"(needs finite values in the odom frame {self._odom_frame!r})"
             )
             return
+        if self._controller.goal == (x, y):
+            return  # the same goal re-sent (for late joiners): not a new goal
         self._controller.set_goal(x, y)
         self.get_logger().info(f"new goal ({x:.2f}, {y:.2f})")
 

@@ -245,6 +245,11 @@ def test_no_goal_stale_inputs_overrun_and_goal_reached(start_node, probe, record
     zeros = [c for c in probe.commands_since(goal_sent) if c[1] == 0.0 and c[2] == 0.0]
     assert len(zeros) == 1
     assert probe.commands_since(zeros[0][0]) == []
+    # The same goal re-sent (the simulator does so for late joiners) stays reached.
+    probe.send_goal(recording.pose[0] + 0.05, recording.pose[1])
+    time.sleep(0.5)
+    assert not probe.is_active()
+    assert probe.commands_since(zeros[0][0]) == []
     probe.send_goal(*recording.goal)
     assert wait_until(probe.is_active, 3.0), "a new goal did not restart the policy"
 

@@ -89,6 +89,12 @@ PARAMETERS: dict[str, tuple[object, str, dict]] = {
     ),
     "publish_goals": (False, "Publish the world's goals on goal_pose, the next when reached.", {}),
     "loop_goals": (False, "Start over with the first goal after the last one is reached.", {}),
+    "goal_republish_period": (
+        1.0,
+        "Re-send the current goal this often (sim s) so late or restarted nodes get it; 0: "
+        "only when it changes.",
+        {"floating_point_range": _float_range(0.0, 3600.0)},
+    ),
     "enable_stamped_cmd_vel": (False, "Subscribe to cmd_vel as TwistStamped instead of Twist.", {}),
     "velocity_timeout": (
         0.5,
@@ -201,6 +207,7 @@ class MujocoSimNode(Node):
         self._latch.stamp = -math.inf
         self._collisions_published = -1
         self._odom_events = 0
+        self._goal_sent_at = -math.inf
         self._wall_start = time.monotonic()
         self._sim_start = 0.0
         if values["publish_goals"]:
@@ -230,6 +237,9 @@ class MujocoSimNode(Node):
             value = values[key]
             if not isinstance(value, float) or not math.isfinite(value) or value <= 0.0:
                 return f"{key} must be a finite number > 0, got {value!r}"
+        period = values["goal_republish_period"]
+        if not isinstance(period, float) or not math.isfinite(period) or period < 0.0:
+            return f"goal_republish_period must be a finite number >= 0, got {period!r}"
         for key in FRAME_PARAMETERS:
             if not isinstance(values[key], str) or not values[key]:
                 return f"{key} must be a non-empty frame name"
@@ -360,6 +370,13 @@ class MujocoSimNode(Node):
         if self._goals.reached != before:
             self.get_logger().info(f"goal {self._goals.reached} reached at t={self.sim.time:.1f}s")
             self._publish_goal()
+            return
+        # goal_pose is volatile for its subscribers (RViz publishes it so): a node that
+        # starts or restarts after a goal was sent only learns it from a re-send.
+        period = self._values["goal_republish_period"]
+        if period > 0.0 and self.sim.time - self._goal_sent_at >= period - 1e-9:
+            if self._goals.current is not None:
+                self._publish_goal()
 
     def _publish_goal(self) -> None:
         goal = self._goals.current
@@ -372,6 +389,7 @@ class MujocoSimNode(Node):
         msg.pose.position.x, msg.pose.position.y = goal
         msg.pose.orientation.w = 1.0
         self._goal_pub.publish(msg)
+        self._goal_sent_at = self.sim.time
 
     def _publish_diagnostics(self) -> None:
         sim = self.sim
