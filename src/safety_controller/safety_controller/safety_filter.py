@@ -120,6 +120,7 @@ class SafetyFilter:
     def __init__(self, config: SafetyConfig | None = None) -> None:
         self.config = config or SafetyConfig()
         self._output: Velocity = (0.0, 0.0)
+        self._braking = False  # the last output was a stop ramp (blind or no request)
         self._output_time: float | None = None
         self._request: Velocity | None = None
         self._request_valid = True
@@ -214,6 +215,23 @@ class SafetyFilter:
             return self._odom, False
         return self._output, not odom_fresh
 
+    def _brake(self, velocity: Velocity, dt: float) -> Velocity:
+        """Brake along the arc at emergency_decel, never above the last braking output.
+
+        In closed loop the ramp starts from the measured velocity, which lags the
+        commands; two outputs at the same instant (an input and the timer) would otherwise
+        both restart from it, and a stop would keep commanding that speed. So each axis
+        starts from the smaller of the measured value and the last output (zero where
+        their signs differ).
+        """
+        start = velocity
+        if self._output_time is not None and self._braking:
+            start = tuple(
+                math.copysign(min(abs(m), abs(p)), m) if m * p > 0.0 else 0.0
+                for m, p in zip(velocity, self._output, strict=True)
+            )
+        return brake_along_arc(start, self.config.limits, dt)
+
     def _advance_scan(self, velocity: Velocity, elapsed: float) -> None:
         if self._scan_points is None or elapsed <= 0.0:
             return
@@ -265,7 +283,7 @@ class SafetyFilter:
             output, state = (0.0, 0.0), "INVALID_INPUT"
             reasons.add(INVALID_INPUT)
         elif not scan_usable:
-            output = brake_along_arc(velocity, limits, dt)
+            output = self._brake(velocity, dt)
             reasons.add(BLIND)
             if self._scan_points is None:
                 state = "NO_SCAN"
@@ -275,7 +293,7 @@ class SafetyFilter:
                 state = "STALE_SCAN"
             scale_hint = 0.0
         elif request is None:
-            output = brake_along_arc(velocity, limits, dt)
+            output = self._brake(velocity, dt)
             reasons.add(STALE_INPUT)
             state = "STALE_INPUT" if velocity != (0.0, 0.0) else "IDLE"
             if state == "STALE_INPUT":
@@ -319,6 +337,7 @@ class SafetyFilter:
         if self._estop_latched or (request_fresh and not self._request_valid):
             scale = 0.0
 
+        self._braking = state in ("NO_SCAN", "BLIND", "STALE_SCAN", "STALE_INPUT", "IDLE")
         self._output = output
         self._output_time = now
         self._record(now, frozen, state, min_clearance, request_age, scan_age, odom_stale)

@@ -172,6 +172,34 @@ def test_without_usable_scan_the_robot_stops(case):
     assert braking[-1].state == ("BLIND" if case == "blind" else "STALE_SCAN")
 
 
+@pytest.mark.parametrize("case", ["stale_scan", "stale_input"])
+def test_closed_loop_stop_never_ramps_back_up_to_the_lagging_odometry(case):
+    """Outputs at the same instant (an input and the timer) keep braking monotonically."""
+    filt = SafetyFilter(SafetyConfig(limits=LIMITS, closed_loop=True))
+    filt.set_scan(FAR_AWAY, 0.0)
+    filt.set_command(0.2, 0.0, 0.0)
+    filt.set_odometry(0.2, 0.0, 0.0)
+    filt.step(0.0)
+    now, previous, outputs = 0.0, 0.2, []
+    while now < 2.0:
+        now += 0.05
+        if case == "stale_scan":
+            filt.set_command(0.2, 0.0, now)
+        else:
+            filt.set_scan(FAR_AWAY, now)
+        # The base is slow to follow: odometry still reports most of the old speed.
+        filt.set_odometry(max(previous, 0.05), 0.0, now)
+        for _ in range(2):  # on the event and on the timer, same stamp
+            out = filt.step(now)
+            if now > 0.5 + 1e-9 or case == "stale_input":
+                assert out.linear <= previous + 1e-12
+                outputs.append(out.linear)
+            previous = out.linear
+    assert outputs[-1] == 0.0
+    first_zero = outputs.index(0.0)
+    assert all(v == 0.0 for v in outputs[first_zero:])
+
+
 def test_guard_stops_before_a_wall_and_reports_clearance():
     filt = open_loop()
     wall = np.column_stack((np.full(81, 1.0), np.linspace(-1, 1, 81)))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import array
 import math
 import time
+from dataclasses import replace
 
 import numpy as np
 import rclpy
@@ -50,6 +51,7 @@ from sim_bringup.sim_runner import (
     CommandLatch,
     GoalSequencer,
     SimStepper,
+    world_point_in_odom,
 )
 
 try:  # tf2_msgs is not installable from the Jazzy wheels; publish TF only where it exists.
@@ -111,6 +113,12 @@ PARAMETERS: dict[str, tuple[object, str, dict]] = {
         "Rate of /clock messages (sim time).",
         {"floating_point_range": _float_range(1.0, 200.0)},
     ),
+    "sensor_fault": (
+        "none",
+        "Fault injection: 'none', 'no_scan' (lidar silent), 'nan_scan' (every range NaN) or "
+        "'no_odom' (base driver silent).",
+        {},
+    ),
     "odom_frame_id": ("odom", "Frame of odom and goal_pose.", {}),
     "base_frame_id": ("base_footprint", "Child frame of odom.", {}),
     "scan_frame_id": ("base_scan", "Frame of scan.", {}),
@@ -120,6 +128,7 @@ PARAMETERS: dict[str, tuple[object, str, dict]] = {
 REBUILD_PARAMETERS = {"world", "robot", "seed", "randomize", "odom_rate_hz", "clock_rate_hz"}
 READ_ONLY = {"enable_stamped_cmd_vel"}
 FRAME_PARAMETERS = {"odom_frame_id", "base_frame_id", "scan_frame_id", "world_frame_id"}
+SENSOR_FAULTS = ("none", "no_scan", "nan_scan", "no_odom")
 
 
 def sim_stamp(seconds: float) -> Time:
@@ -208,6 +217,7 @@ class MujocoSimNode(Node):
         self._collisions_published = -1
         self._odom_events = 0
         self._goal_sent_at = -math.inf
+        self._goal_issued: tuple[int, tuple[float, float]] | None = None
         self._wall_start = time.monotonic()
         self._sim_start = 0.0
         if values["publish_goals"]:
@@ -237,6 +247,8 @@ class MujocoSimNode(Node):
             value = values[key]
             if not isinstance(value, float) or not math.isfinite(value) or value <= 0.0:
                 return f"{key} must be a finite number > 0, got {value!r}"
+        if values["sensor_fault"] not in SENSOR_FAULTS:
+            return f"sensor_fault must be one of {SENSOR_FAULTS}, got {values['sensor_fault']!r}"
         period = values["goal_republish_period"]
         if not isinstance(period, float) or not math.isfinite(period) or period < 0.0:
             return f"goal_republish_period must be a finite number >= 0, got {period!r}"
@@ -321,7 +333,8 @@ class MujocoSimNode(Node):
         msg.twist.twist.linear.x, msg.twist.twist.angular.z = odom.v, odom.w
         msg.pose.covariance = POSE_COVARIANCE
         msg.twist.covariance = TWIST_COVARIANCE
-        self._odom_pub.publish(msg)
+        if values["sensor_fault"] != "no_odom":
+            self._odom_pub.publish(msg)
 
         truth = self._truth_msg
         truth.header.stamp = stamp
@@ -334,7 +347,7 @@ class MujocoSimNode(Node):
         truth.twist.twist.linear.x, truth.twist.twist.angular.z = v, w
         self._truth_pub.publish(truth)
 
-        if self._tf_pub is not None:
+        if self._tf_pub is not None and values["sensor_fault"] != "no_odom":
             transform = TransformStamped()
             transform.header = msg.header
             transform.child_frame_id = msg.child_frame_id
@@ -344,7 +357,12 @@ class MujocoSimNode(Node):
             self._tf_pub.publish(TFMessage(transforms=[transform]))
 
     def _publish_scan(self, stamp: Time) -> None:
+        fault = self._values["sensor_fault"]
+        if fault == "no_scan":
+            return
         scan = self.sim.scan()
+        if fault == "nan_scan":
+            scan = replace(scan, ranges=np.full_like(scan.ranges, np.nan))
         lidar = self._robot.lidar
         msg = LaserScan()
         msg.header.stamp = stamp
@@ -383,6 +401,13 @@ class MujocoSimNode(Node):
         if goal is None:
             self.get_logger().info("all goals reached")
             return
+        if self._goal_issued is None or self._goal_issued[0] != self._goals.reached:
+            # Expressed in odom once, when issued (as a localized robot's goal would be);
+            # re-sends repeat the same coordinates, so the stack sees the same goal.
+            odom = self.sim.odometry()
+            in_odom = world_point_in_odom(goal, self.sim.pose, (odom.x, odom.y, odom.yaw))
+            self._goal_issued = (self._goals.reached, in_odom)
+        goal = self._goal_issued[1]
         msg = PoseStamped()
         msg.header.stamp = sim_stamp(self.sim.time)
         msg.header.frame_id = self._values["odom_frame_id"]

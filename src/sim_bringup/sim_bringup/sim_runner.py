@@ -2,7 +2,8 @@
 
 `SimStepper` advances a `Simulator` to a target sim time and says when an odometry
 message, a scan or a clock tick is due; `CommandLatch` is the base driver's command
-watchdog; `GoalSequencer` hands out the world's goals one after the other.
+watchdog; `GoalSequencer` hands out the world's goals one after the other, and
+`world_point_in_odom` expresses a world goal in the drifting odometry frame.
 """
 
 from __future__ import annotations
@@ -69,6 +70,28 @@ class CommandLatch:
     def timed_out(self) -> bool:
         """True while the wheels are stopped for lack of a fresh command."""
         return self._timed_out
+
+
+def world_point_in_odom(
+    point: tuple[float, float],
+    true_pose: tuple[float, float, float],
+    odom_pose: tuple[float, float, float],
+) -> tuple[float, float]:
+    """A world-frame point in the odom frame, given the base's pose in both frames.
+
+    The simulator knows both poses exactly, so it can do what localization does for a
+    real robot: hand out a goal given in the world (map) in the frame the stack drives in.
+    """
+    tx, ty, tyaw = true_pose
+    ox, oy, oyaw = odom_pose
+    dx, dy = point[0] - tx, point[1] - ty
+    # The point in the base frame, then from the base's odometry pose into odom.
+    bx = math.cos(tyaw) * dx + math.sin(tyaw) * dy
+    by = -math.sin(tyaw) * dx + math.cos(tyaw) * dy
+    return (
+        ox + math.cos(oyaw) * bx - math.sin(oyaw) * by,
+        oy + math.sin(oyaw) * bx + math.cos(oyaw) * by,
+    )
 
 
 class GoalSequencer:

@@ -186,22 +186,23 @@ def test_next_goal_is_published_when_reached(start_node, rclpy_context, tmp_path
     try:
         assert sim.wait_for_output("mujoco_sim ready", timeout=20.0), sim.output()
         assert spin_until(executor, lambda: len(goals) == 1, 10.0)
-        assert goals[0].pose.position.x == 0.5
+        assert goals[0].pose.position.x == pytest.approx(0.5, abs=1e-9)
         # A volatile subscriber that joins late (as the stack nodes do) gets the current
         # goal from the periodic re-send.
         late: list[PoseStamped] = []
         node.create_subscription(PoseStamped, "goal_pose", late.append, 10)
         assert spin_until(executor, lambda: len(late) >= 1, 5.0)
-        assert late[0].pose.position.x == 0.5
+        assert late[0].pose.position.x == pytest.approx(0.5, abs=1e-9)
         deadline = time.monotonic() + 8.0
-        while time.monotonic() < deadline and goals[-1].pose.position.x != 1.0:
+        while time.monotonic() < deadline and goals[-1].pose.position.x < 0.75:
             msg = Twist()
             msg.linear.x = 0.2
             cmd_pub.publish(msg)
             spin_until(executor, lambda: False, 0.05)
         sequence = [g.pose.position.x for g in goals]
         distinct = [x for i, x in enumerate(sequence) if i == 0 or x != sequence[i - 1]]
-        assert distinct == [0.5, 1.0], sequence
+        # The second goal is in odom as of when it was issued (odometry drifts a little).
+        assert distinct == [pytest.approx(0.5, abs=1e-9), pytest.approx(1.0, abs=0.02)], sequence
         assert sim.wait_for_output("goal 1 reached", timeout=2.0)
 
         def reported_goal() -> bool:

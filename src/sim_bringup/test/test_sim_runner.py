@@ -12,6 +12,7 @@ from sim_bringup.sim_runner import (
     GoalSequencer,
     PeriodicSchedule,
     SimStepper,
+    world_point_in_odom,
 )
 
 
@@ -61,3 +62,24 @@ def test_stepper_emits_events_at_their_rates_and_applies_commands():
     moved = sim.pose[0]
     list(stepper.advance_to(2.0, latch))
     assert sim.pose[0] - moved < 0.01  # command went stale at 0.5 s: stopped
+
+
+def test_world_point_in_odom_follows_the_odometry_drift():
+    # Odometry agrees with the truth: the point is unchanged.
+    assert world_point_in_odom((2.0, 1.0), (0.5, 0.5, 0.3), (0.5, 0.5, 0.3)) == pytest.approx(
+        (2.0, 1.0)
+    )
+    # Odometry believes the robot is 1 m further along x and turned by 90 degrees: a point
+    # 1 m ahead of the robot is 1 m ahead of the odometry pose.
+    true_pose, odom_pose = (0.0, 0.0, 0.0), (1.0, 0.0, math.pi / 2)
+    assert world_point_in_odom((1.0, 0.0), true_pose, odom_pose) == pytest.approx((1.0, 1.0))
+    # And back: the point keeps its offset from the robot in the robot's own frame.
+    x, y = world_point_in_odom((3.0, -2.0), (1.0, 2.0, 0.7), (-0.4, 0.9, -1.1))
+    bx, by = 3.0 - 1.0, -2.0 - 2.0
+    local = (math.cos(0.7) * bx + math.sin(0.7) * by, -math.sin(0.7) * bx + math.cos(0.7) * by)
+    ox, oy = x + 0.4, y - 0.9
+    odom_local = (
+        math.cos(-1.1) * ox + math.sin(-1.1) * oy,
+        -math.sin(-1.1) * ox + math.cos(-1.1) * oy,
+    )
+    assert odom_local == pytest.approx(local)

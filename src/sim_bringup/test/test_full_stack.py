@@ -1,0 +1,273 @@
+"""End-to-end: simulator + policy + arbiter + safety as separate processes over DDS.
+
+Each test starts the stack with `StackRunner` (the runner `make demo` uses) and watches
+it from a probe node in the test process. Goals are judged as the simulator judges them:
+on the ground-truth pose, within the world's tolerance. Events are timed in sim time
+(the latest /clock the probe has seen), the clock the stack's timeouts run on, so a
+loaded machine that runs the simulator slower than real time does not stretch them.
+Bounds carry a slack for DDS delivery: they check that the stack reacts on the event
+and within its timeouts; the benchmarks measure the latencies.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import rclpy
+import torch
+from geometry_msgs.msg import Twist
+from nav_msgs.msg import Odometry
+from policy_fixtures import LinearTanhPolicy, small_card
+from rcl_interfaces.srv import SetParameters
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
+from std_msgs.msg import Bool, String, UInt32
+from std_srvs.srv import Trigger
+
+from rl_policy_node.policy_card import ActionSpec
+from rl_policy_node.policy_loader import save_policy
+from sim_bringup.profiles import load_world
+from sim_bringup.stack_runner import StackOptions, StackRunner
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+LATCHED = QoSProfile(
+    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+PERIOD = 0.05  # s, the stack's control period (20 Hz)
+POLICY_TIMEOUT = 0.5  # s, config/hybrid_fallback.yaml
+# Slack for DDS delivery and process scheduling on a loaded 2-core machine.
+SLACK = 0.3
+
+
+def frozen_policy(path: Path) -> Path:
+    """A valid policy that always outputs (0, 0): active, but never moves the robot."""
+    card = small_card(sectors=16).with_updates(
+        name="frozen", action=ActionSpec(linear=(-0.2, 0.2), angular=(-1.0, 1.0))
+    )
+    module = LinearTanhPolicy(card.observation.size)
+    with torch.no_grad():
+        module.weight.zero_()
+    traced = torch.jit.trace(module, torch.zeros(1, card.observation.size))
+    save_policy(traced, path, card)
+    return path
+
+
+class StackProbe:
+    """Watches mode, commands, ground truth and collisions; sends enable and e-stop."""
+
+    def __init__(self, context: object, goals: list[tuple[float, float]], tolerance: float):
+        self.node = rclpy.create_node("full_stack_probe", context=context)
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(self.node)
+        self.goals, self.tolerance = goals, tolerance
+        self.modes: list[tuple[float, str]] = []
+        self.reasons: list[str] = []
+        self.cmd_vel: list[tuple[float, float, float]] = []
+        self.goals_reached = 0
+        self.collisions = 0
+        self.pose = (math.nan, math.nan)
+        self.sim_now = 0.0
+        node = self.node
+        node.create_subscription(Clock, "/clock", self._on_clock, RELIABLE)
+        node.create_subscription(String, "hybrid/mode", self._on_mode, LATCHED)
+        node.create_subscription(String, "hybrid/mode_reason", self._on_reason, LATCHED)
+        node.create_subscription(Twist, "cmd_vel", self._on_cmd, RELIABLE)
+        node.create_subscription(Odometry, "sim/ground_truth", self._on_truth, RELIABLE)
+        node.create_subscription(UInt32, "sim/collisions", self._on_collisions, RELIABLE)
+        self.enable = node.create_publisher(Bool, "policy/enable", LATCHED)
+        self.trigger = node.create_client(Trigger, "safety/trigger_estop")
+        self.reset = node.create_client(Trigger, "safety/reset")
+
+    def _on_clock(self, msg: Clock) -> None:
+        self.sim_now = msg.clock.sec + msg.clock.nanosec * 1e-9
+
+    def _on_mode(self, msg: String) -> None:
+        self.modes.append((self.sim_now, msg.data))
+
+    def _on_reason(self, msg: String) -> None:
+        self.reasons.append(msg.data)
+
+    def _on_cmd(self, msg: Twist) -> None:
+        self.cmd_vel.append((self.sim_now, msg.linear.x, msg.angular.z))
+
+    def _on_collisions(self, msg: UInt32) -> None:
+        self.collisions = int(msg.data)
+
+    def _on_truth(self, msg: Odometry) -> None:
+        self.pose = (msg.pose.pose.position.x, msg.pose.pose.position.y)
+        if self.goals_reached < len(self.goals):
+            gx, gy = self.goals[self.goals_reached]
+            if math.hypot(self.pose[0] - gx, self.pose[1] - gy) <= self.tolerance:
+                self.goals_reached += 1
+
+    @property
+    def mode(self) -> str:
+        return self.modes[-1][1] if self.modes else ""
+
+    def spin_until(self, condition: Callable[[], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            self.executor.spin_once(timeout_sec=0.02)
+        return condition()
+
+    def call(self, client: object) -> Trigger.Response:
+        assert client.wait_for_service(timeout_sec=10.0)
+        future = client.call_async(Trigger.Request())
+        assert self.spin_until(future.done, 10.0)
+        return future.result()
+
+    def parameter_client(self, node: str) -> object:
+        client = self.node.create_client(SetParameters, f"/{node}/set_parameters")
+        assert client.wait_for_service(timeout_sec=10.0)
+        return client
+
+    def set_parameter(self, client: object, name: str, value: object) -> bool:
+        parameter = Parameter(name, value=value).to_parameter_msg()
+        request = SetParameters.Request(parameters=[parameter])
+        future = client.call_async(request)
+        assert self.spin_until(future.done, 10.0)
+        return future.result().results[0].successful
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+
+
+@pytest.fixture
+def stack(tmp_path: Path, rclpy_context: object, ros_env: dict[str, str]):
+    """Start a stack: ``runner, probe = stack(world=..., model_path=..., ...)``."""
+    started: list[tuple[StackRunner, StackProbe]] = []
+
+    def _start(world: str = "empty", rtf: float = 1.0, **options: object):
+        runner = StackRunner(
+            StackOptions(world=world, real_time_factor=rtf, **options), tmp_path / "logs", ros_env
+        ).start()
+        loaded = load_world(world)
+        probe = StackProbe(rclpy_context, list(loaded.goals), loaded.goal_tolerance)
+        started.append((runner, probe))
+        return runner, probe
+
+    yield _start
+    for runner, probe in started:
+        probe.close()
+        runner.stop(timeout=3.0)
+        for process in runner.processes:
+            print(f"--- {process.spec.name} ---\n{process.output()[-3000:]}")
+
+
+def _start_policy(probe: StackProbe) -> None:
+    probe.enable.publish(Bool(data=True))
+    assert probe.spin_until(lambda: probe.mode == "POLICY", 40.0), probe.modes
+
+
+@pytest.mark.parametrize("world", ["corridor", "warehouse"])
+def test_fallback_alone_reaches_every_goal_without_collision(stack, world):
+    """No model: the policy stays inactive, the DWA drives the whole goal sequence."""
+    runner, probe = stack(world=world, rtf=2.0, model_path="")
+    assert probe.spin_until(lambda: probe.mode == "FALLBACK", 40.0), probe.modes
+    finished = probe.spin_until(
+        lambda: probe.goals_reached == len(probe.goals) or bool(runner.dead()), 400.0
+    )
+    assert not runner.dead(), [p.spec.name for p in runner.dead()]
+    assert finished and probe.goals_reached == len(probe.goals), (probe.goals_reached, probe.pose)
+    assert probe.collisions == 0
+    # Never POLICY (no model); STOPPED only while the fallback cannot see (before the
+    # first scan, or a scan late on a loaded machine), never for long.
+    assert {m for _, m in probe.modes} <= {"FALLBACK", "IDLE", "STOPPED"}, probe.modes
+    stopped = [r for r in probe.reasons if r.startswith("STOPPED")]
+    assert all("fallback unhealthy" in r for r in stopped), stopped
+
+
+def test_disabling_the_policy_hands_over_at_once_and_the_fallback_reaches_the_goal(stack, tmp_path):
+    """policy/enable false -> FALLBACK on the event, and the fallback still reaches the goal."""
+    runner, probe = stack(
+        model_path=str(frozen_policy(tmp_path / "frozen.pt")),
+        extra_parameters={"hybrid_fallback": {"stall_window": 60.0, "retry_after": 1.0}},
+    )
+    _start_policy(probe)
+    sent = probe.sim_now
+    probe.enable.publish(Bool(data=False))
+    assert probe.spin_until(lambda: probe.mode == "FALLBACK", 5.0), probe.modes
+    handover = probe.modes[-1][0] - sent
+    assert handover < PERIOD + SLACK, f"hand-over took {handover:.3f} s"
+    assert probe.spin_until(lambda: probe.reasons[-1].startswith("FALLBACK"), 2.0)
+    assert "policy/active false" in probe.reasons[-1], probe.reasons
+    assert probe.spin_until(lambda: probe.goals_reached >= 1, 120.0), probe.pose
+    assert probe.collisions == 0
+
+
+def test_frozen_policy_triggers_the_stall_switch(stack, tmp_path):
+    """A policy that outputs zeros is healthy by every signal but progress."""
+    runner, probe = stack(
+        model_path=str(frozen_policy(tmp_path / "frozen.pt")),
+        extra_parameters={"hybrid_fallback": {"stall_window": 3.0, "retry_after": 1.0}},
+    )
+    _start_policy(probe)
+    assert probe.spin_until(lambda: probe.mode == "FALLBACK", 20.0), probe.modes
+    assert probe.spin_until(lambda: probe.reasons[-1].startswith("FALLBACK"), 2.0)
+    assert "no progress" in probe.reasons[-1], probe.reasons
+
+
+def test_killing_the_policy_process_triggers_fallback(stack, tmp_path):
+    runner, probe = stack(
+        model_path=str(frozen_policy(tmp_path / "frozen.pt")),
+        extra_parameters={"hybrid_fallback": {"stall_window": 60.0, "retry_after": 1.0}},
+    )
+    _start_policy(probe)
+    killed = probe.sim_now
+    runner.process("rl_policy_node").kill()
+    assert probe.spin_until(lambda: probe.mode == "FALLBACK", 5.0), probe.modes
+    took = probe.modes[-1][0] - killed
+    assert took < POLICY_TIMEOUT + PERIOD + SLACK, f"FALLBACK after {took:.3f} s"
+    assert probe.spin_until(lambda: probe.reasons[-1].startswith("FALLBACK"), 2.0)
+    assert "silent" in probe.reasons[-1], probe.reasons
+
+
+def test_estop_zeroes_the_output_until_reset(stack):
+    runner, probe = stack(model_path="")
+    assert probe.spin_until(lambda: any(abs(v) > 0.05 for _, v, _ in probe.cmd_vel), 40.0)
+    assert probe.call(probe.trigger).success
+    pressed = probe.sim_now
+    probe.spin_until(lambda: False, 1.5)
+    after = [(v, w) for t, v, w in probe.cmd_vel if t > pressed + SLACK]
+    assert after and all(v == 0.0 and w == 0.0 for v, w in after)
+    assert probe.call(probe.reset).success
+    released = probe.sim_now
+    assert probe.spin_until(
+        lambda: any(abs(v) > 0.02 for t, v, _ in probe.cmd_vel if t > released), 20.0
+    )
+
+
+def test_stopping_the_simulator_scan_zeroes_cmd_vel(stack):
+    """The lidar goes silent (sim fault injection): the safety controller stops the robot."""
+    runner, probe = stack(model_path="")
+    assert probe.spin_until(lambda: any(abs(v) > 0.05 for _, v, _ in probe.cmd_vel), 40.0)
+    sim_parameters = probe.parameter_client("mujoco_sim")
+    stopped = probe.sim_now
+    assert probe.set_parameter(sim_parameters, "sensor_fault", "no_scan")
+
+    def zero_since_stop() -> bool:
+        return any(t > stopped and v == 0.0 and w == 0.0 for t, v, w in probe.cmd_vel)
+
+    assert probe.spin_until(zero_since_stop, 5.0), probe.cmd_vel[-5:]
+    probe.spin_until(lambda: False, 1.5)
+    # The stop is the start of the zero run that lasts to the end (the DWA's own
+    # commands may pass through zero before the scan counts as stale).
+    since = [(t, v, w) for t, v, w in probe.cmd_vel if t > stopped]
+    moving = [t for t, v, w in since if v != 0.0 or w != 0.0]
+    zeros = [t for t, v, w in since if (v, w) == (0.0, 0.0) and (not moving or t > moving[-1])]
+    assert zeros and probe.sim_now - zeros[0] > 1.0, since[-10:]
+    # source_timeout (0.5 s), the emergency ramp (0.22 m/s at 1.6 m/s^2), a period, slack.
+    took = zeros[0] - stopped
+    assert took < 0.5 + 0.14 + PERIOD + SLACK, (f"zero after {took:.3f} s", stopped, since[:80])
+    assert probe.collisions == 0
