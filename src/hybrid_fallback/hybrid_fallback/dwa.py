@@ -17,6 +17,8 @@ Safety of the collision check (all distances in the base frame of the current po
   check radius is inflated by that too. Points beyond the reach of every rollout only
   score clearance (coarser grid) and points beyond that are dropped.
 So a selected rollout keeps the footprint + margin off every scan point along the whole arc.
+Tracked moving obstacles (position, velocity, radius) are checked at the time of each
+rollout pose instead, with the same radius.
 A point already inside that radius at the start (robot too close already) only rejects the
 rollouts that get closer to it, so the robot can back or turn away instead of freezing.
 """
@@ -218,12 +220,16 @@ class DwaPlanner:
         velocity: tuple[float, float],
         heading_target: tuple[float, float] | None = None,
         cost_to_goal: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+        moving: np.ndarray | None = None,
     ) -> DwaResult:
         """Best (v, w) toward `goal` (x, y in the base frame) given the current (v, w).
 
         `heading_target` (base frame) is what the heading score aims at, the goal by default
         (a path follower passes a look-ahead point). `cost_to_goal(x, y)` maps base-frame
         positions to the remaining path length; the straight-line distance by default.
+        `moving` holds tracked moving obstacles as rows (x, y, vx, vy, radius) in the base
+        frame; each rollout pose is checked against where they will be at that time
+        (constant velocity), and their points should then be left out of `points`.
         """
         cfg = self.config
         goal_x, goal_y = float(goal[0]), float(goal[1])
@@ -272,6 +278,10 @@ class DwaPlanner:
         else:
             colliding = np.zeros(total, dtype=bool)
             min_dist = np.full(total, np.inf)
+        if moving is not None and len(moving):
+            hit_moving, moving_dist = self._check_moving(xs, ys, moving, check_radius)
+            colliding |= hit_moving
+            min_dist = np.minimum(min_dist, moving_dist)
         safe = ~colliding
 
         if not safe.any():
@@ -321,6 +331,27 @@ class DwaPlanner:
             min_clearance=min_clearance,
             points_used=int(obstacles.shape[0]),
         )
+
+    def _check_moving(
+        self, xs: np.ndarray, ys: np.ndarray, moving: np.ndarray, check_radius: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(rollouts that meet a moving obstacle, distance to its surface + check radius).
+
+        An obstacle already within reach at the start rejects only the rollouts that get
+        closer to it than they start, as for scan points.
+        """
+        obstacles = np.asarray(moving, dtype=np.float64).reshape(-1, 5)
+        t = self._times[None, :, None]
+        ox = obstacles[None, None, :, 0] + obstacles[None, None, :, 2] * t
+        oy = obstacles[None, None, :, 1] + obstacles[None, None, :, 3] * t
+        dist = np.hypot(xs[:, :, None] - ox, ys[:, :, None] - oy)  # (samples, steps, K)
+        # Between two checked poses the obstacle moves too: half a step of its own speed.
+        drift = 0.5 * self.config.rollout_dt * np.hypot(obstacles[:, 2], obstacles[:, 3])
+        reach = check_radius + obstacles[None, None, :, 4] + drift[None, None, :]
+        start = dist[:, :1, :]
+        blocking = (dist < reach) & ((start >= reach) | (dist < start * (1.0 - 1e-6)))
+        surface = (dist - obstacles[None, None, :, 4]).min(axis=(1, 2))
+        return blocking.any(axis=(1, 2)), surface
 
     def _no_safe_sample(
         self,

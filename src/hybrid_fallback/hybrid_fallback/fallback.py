@@ -115,14 +115,18 @@ class FallbackController:
         goal: tuple[float, float],
         velocity: tuple[float, float],
         now: float,
+        moving: np.ndarray | None = None,
     ) -> DwaResult:
-        """Command for the robot at `pose` (odom) with scan `points` (base frame)."""
+        """Command for the robot at `pose` (odom) with scan `points` (base frame).
+
+        `moving`: tracked moving obstacles for the DWA (see `DwaPlanner.compute`).
+        """
         x, y, yaw = (float(value) for value in pose)
         cos_yaw, sin_yaw = math.cos(yaw), math.sin(yaw)
         dx, dy = goal[0] - x, goal[1] - y
         goal_base = (cos_yaw * dx + sin_yaw * dy, -sin_yaw * dx + cos_yaw * dy)
         if not self.guidance.enabled:
-            return self.planner.compute(points, goal_base, velocity)
+            return self.planner.compute(points, goal_base, velocity, moving=moving)
 
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
         rotation = np.array([[cos_yaw, -sin_yaw], [sin_yaw, cos_yaw]])
@@ -138,7 +142,7 @@ class FallbackController:
             self._planned_goal, self._planned_at = goal_key, now
 
         if self._stuck(x, y, now):
-            result = self._recovery_planner.compute(pts, goal_base, velocity)
+            result = self._recovery_planner.compute(pts, goal_base, velocity, moving=moving)
             return replace(result, reason=f"recovery: {result.reason}")
 
         carrot = self.grid.carrot((x, y), self.guidance.lookahead)
@@ -153,5 +157,10 @@ class FallbackController:
             return self.grid.cost_at(np.column_stack((ox, oy)))
 
         return self.planner.compute(
-            pts, goal_base, velocity, heading_target=heading_target, cost_to_goal=cost_to_goal
+            pts,
+            goal_base,
+            velocity,
+            heading_target=heading_target,
+            cost_to_goal=cost_to_goal,
+            moving=moving,
         )

@@ -150,3 +150,37 @@ def test_selected_rollout_never_hits_a_scan_point(
         assert min_distance(path, points) >= CONFIG.collision_radius - 1e-6
     else:
         assert result.linear == 0.0
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    x=st.floats(0.3, 2.0),
+    y=st.floats(-1.0, 1.0),
+    vx=st.floats(-1.0, 1.0),
+    vy=st.floats(-1.0, 1.0),
+    radius=st.floats(0.1, 0.3),
+    speed=st.floats(0.0, 0.26),
+)
+def test_never_selects_a_rollout_that_meets_a_moving_obstacle(x, y, vx, vy, radius, speed):
+    planner = DwaPlanner(CONFIG)
+    moving = np.array([[x, y, vx, vy, radius]])
+    result = planner.compute(np.zeros((0, 2)), (3.0, 0.0), (speed, 0.0), moving=moving)
+    if result.reason != "best_sample":
+        return
+    times = np.arange(0.0, CONFIG.sim_time + 1e-9, 0.001)
+    path = fine_rollout(result.linear, result.angular, CONFIG.sim_time)
+    obstacle = np.column_stack((x + vx * times, y + vy * times))
+    start = math.hypot(x, y)
+    gap = np.hypot(*(path - obstacle).T) - radius
+    if start - radius > CONFIG.collision_radius:
+        assert gap.min() >= CONFIG.collision_radius - 1e-6
+
+
+def test_a_crossing_obstacle_changes_the_choice_only_when_it_is_tracked():
+    planner = DwaPlanner(CONFIG)
+    # Crossing the robot's straight path from the left, arriving there in about 1 s.
+    moving = np.array([[0.25, 0.3, 0.0, -0.3, 0.2]])
+    blind = planner.compute(np.zeros((0, 2)), (3.0, 0.0), (0.26, 0.0))
+    tracked = planner.compute(np.zeros((0, 2)), (3.0, 0.0), (0.26, 0.0), moving=moving)
+    assert (blind.linear, blind.angular) != (tracked.linear, tracked.angular)
+    assert tracked.min_clearance >= 0.0 or tracked.reason != "best_sample"

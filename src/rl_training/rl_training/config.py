@@ -31,6 +31,7 @@ class PretrainConfig:
     enabled: bool = False
     expert: str = "dwa"  # hybrid_fallback's DWA guided by its navigation grid
     expert_safety_margin: float = 0.03  # m the expert keeps between footprint and obstacles
+    privileged_expert: bool = False  # the expert sees moving obstacles' true motion
     iterations: int = 6
     steps_per_iteration: int = 20_000  # env steps per DAgger iteration (all workers)
     beta_decay: float = 0.5
@@ -50,8 +51,9 @@ class PretrainConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown setting(s) {', '.join(unknown)}")
-        if not isinstance(values.get("enabled", False), bool):
-            raise ValueError(f"enabled: must be true or false, got {values['enabled']!r}")
+        for key in ("enabled", "privileged_expert"):
+            if not isinstance(values.get(key, False), bool):
+                raise ValueError(f"{key}: must be true or false, got {values[key]!r}")
         if values.get("expert", "dwa") not in EXPERTS:
             raise ValueError(f"expert: must be one of {EXPERTS}, got {values['expert']!r}")
         minimum = {

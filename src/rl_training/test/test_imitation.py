@@ -1,4 +1,5 @@
 import json
+import math
 
 import numpy as np
 import pytest
@@ -191,3 +192,14 @@ def test_train_runs_the_warm_start_and_resume_reuses_it(tmp_path):
     (run_dir / "pretrain.json").write_text(json.dumps({"marker": "reused"}))
     train(config, resume=True, progress_bar=False)
     assert json.loads((run_dir / "run.json").read_text())["pretrain"] == {"marker": "reused"}
+
+
+def test_moving_obstacles_are_moved_into_the_base_frame_and_their_points_dropped():
+    from rl_training.imitation import moving_in_base_frame, without_moving_points
+
+    world = np.array([[1.0, 1.0, 0.3, 0.0, 0.2]])
+    base = moving_in_base_frame(world, (1.0, 0.0, math.pi / 2))
+    np.testing.assert_allclose(base, [[1.0, 0.0, 0.0, -0.3, 0.2]], atol=1e-12)
+    points = np.array([[1.0, 0.21], [1.25, 0.0], [2.0, 2.0]])
+    kept = without_moving_points(points, base, margin=0.06)
+    np.testing.assert_allclose(kept, [[2.0, 2.0]])

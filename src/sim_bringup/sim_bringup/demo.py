@@ -83,7 +83,6 @@ class DemoNode(Node):
         self._intervening = False
 
         self.create_subscription(Odometry, "sim/ground_truth", self._on_ground_truth, RELIABLE)
-        self.create_subscription(Odometry, "odom", self._on_odom, BEST_EFFORT)
         self.create_subscription(String, "hybrid/mode", self._on_mode, LATCHED)
         self.create_subscription(Float32, "safety/scale", self._on_scale, RELIABLE)
         self.create_subscription(UInt32, "sim/collisions", self._on_collisions, RELIABLE)
@@ -114,11 +113,9 @@ class DemoNode(Node):
     def _on_ground_truth(self, msg: Odometry) -> None:
         self.pose = (msg.pose.pose.position.x, msg.pose.pose.position.y)
         self.speed = math.hypot(msg.twist.twist.linear.x, msg.twist.twist.linear.y)
-
-    def _on_odom(self, msg: Odometry) -> None:
-        # Goals are odom-frame targets (no localization): judged on odometry, as the
-        # simulator judges them; the plot shows the ground-truth path.
-        x, y = msg.pose.pose.position.x, msg.pose.pose.position.y
+        # Goals are world points, judged on the true pose as the simulator judges them
+        # (it hands each one to the stack in the odom frame as it was when issued).
+        x, y = self.pose
         goals = self.log.goals
         if self.goals_reached < len(goals):
             gx, gy = goals[self.goals_reached]

@@ -112,16 +112,28 @@ class WaypointLoop:
         self.perimeter = travelled
         self.speed = speed
 
+    def _segment(self, time: float) -> tuple[tuple[float, ...], float]:
+        s = (self.speed * time) % self.perimeter
+        index = max(bisect.bisect_right(self.starts, s) - 1, 0)
+        return self.segments[index], s
+
     def position(self, time: float) -> tuple[float, float]:
         """Where the obstacle is at `time` (s); it starts at the first waypoint."""
         x0, y0 = self.segments[0][0], self.segments[0][1]
         if self.perimeter <= 0.0 or self.speed <= 0.0:
             return (x0, y0)
-        s = (self.speed * time) % self.perimeter
-        index = max(bisect.bisect_right(self.starts, s) - 1, 0)
-        x0, y0, dx, dy, length, start = self.segments[index]
+        (x0, y0, dx, dy, length, start), s = self._segment(time)
         fraction = (s - start) / length if length > 0.0 else 0.0
         return (x0 + fraction * dx, y0 + fraction * dy)
+
+    def velocity(self, time: float) -> tuple[float, float]:
+        """The obstacle's velocity (m/s) at `time`: along its current segment."""
+        if self.perimeter <= 0.0 or self.speed <= 0.0:
+            return (0.0, 0.0)
+        (_, _, dx, dy, length, _), _ = self._segment(time)
+        if length <= 0.0:
+            return (0.0, 0.0)
+        return (self.speed * dx / length, self.speed * dy / length)
 
 
 def _fmt(*values: float) -> str:
@@ -588,6 +600,17 @@ class Simulator:
             cylinders=np.asarray(cylinders, dtype=np.float64).reshape(-1, 3),
             moving=np.asarray(moving, dtype=bool),
         )
+
+    def moving_obstacles(self) -> np.ndarray:
+        """The moving obstacles now, rows (x, y, vx, vy, radius) in the world frame.
+
+        Ground truth a real robot does not have: for privileged experts and tests.
+        """
+        rows = [
+            (*loop.position(self.time), *loop.velocity(self.time), mover.radius)
+            for loop, mover in zip(self._loops, self.world.moving_cylinders, strict=True)
+        ]
+        return np.asarray(rows, dtype=np.float64).reshape(-1, 5)
 
 
 def without_sensor_noise(robot: RobotProfile) -> RobotProfile:
