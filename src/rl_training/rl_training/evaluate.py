@@ -61,6 +61,7 @@ class EpisodeResult:
     interventions: int  # steps the safety filter overrode for safety
     collision_speed: float  # m/s the robot was moving at when it collided (0: hit while still)
     steps: int
+    min_time: float = 0.0  # s: the task's shortest path at top speed, a bound no mode can beat
     trajectory: list[tuple[float, float]] = field(default_factory=list)
 
 
@@ -251,6 +252,7 @@ def run_episode(
         interventions=interventions,
         collision_speed=abs(env.sim.velocity[0]) if outcome == "collision" else 0.0,
         steps=steps,
+        min_time=task.path_length / max(abs(v) for v in env.card.action.linear),
         trajectory=[(float(x), float(y)) for x, y in trajectory[:: max(1, len(trajectory) // 400)]],
     )
 
@@ -297,6 +299,9 @@ def summarize(results: Sequence[EpisodeResult]) -> dict[str, Any]:
             r.outcome == "collision" and r.collision_speed < STILL_SPEED for r in results
         ),
         "mean_time_to_goal": mean([r.time for r in successes]),
+        # Shortest path at top speed over the same episodes: how much faster any mode
+        # could be at all (a ratio to the baseline below this bound's is unreachable).
+        "mean_min_time": mean([r.min_time for r in successes]),
         "mean_path_length": mean([r.path_length for r in successes]),
         "smoothness": mean([r.smoothness for r in results]),
         "intervention_rate": sum(r.interventions for r in results) / max(steps, 1),
@@ -452,8 +457,8 @@ def markdown_table(report: EvaluationReport) -> str:
     """The evaluation table (one row per world and mode) as Markdown."""
     lines = [
         "| world | mode | episodes | success | collision (hit while still) | timeout | "
-        "time-to-goal (s) | path (m) | smoothness | interventions |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "time-to-goal (s) | bound (s) | path (m) | smoothness | interventions |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for world, modes in report.summary.items():
         for mode, stats in modes.items():
@@ -462,6 +467,7 @@ def markdown_table(report: EvaluationReport) -> str:
                 f"{_fmt(stats.get('success_rate'))} | {_fmt(stats.get('collision_rate'))} "
                 f"({stats.get('collisions_while_still', 0)}) | "
                 f"{_fmt(stats.get('timeout_rate'))} | {_fmt(stats.get('mean_time_to_goal'), 1)} | "
+                f"{_fmt(stats.get('mean_min_time'), 1)} | "
                 f"{_fmt(stats.get('mean_path_length'), 1)} | {_fmt(stats.get('smoothness'), 3)} | "
                 f"{_fmt(stats.get('intervention_rate'), 3)} |"
             )
@@ -471,6 +477,10 @@ def markdown_table(report: EvaluationReport) -> str:
     verdict = "PASSED" if report.gate["passed"] else "FAILED: " + "; ".join(report.gate["failures"])
     lines += ["", f"Baseline: {report.baseline}. Time-to-goal / baseline's on episodes both "]
     lines[-1] += f"reached: {ratio_text or '-'}"
+    lines += [
+        "Bound: the task's shortest path (free-space grid) at the top speed, over the "
+        "successful episodes; no controller can be faster."
+    ]
     lines += [f"Gate ({report.gate['mode']}): {verdict}"]
     return "\n".join(lines)
 

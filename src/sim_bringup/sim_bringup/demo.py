@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import rclpy
+import yaml
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
@@ -40,7 +41,7 @@ from std_srvs.srv import Trigger
 from sim_bringup.demo_report import Action, DemoLog, DemoScript, Sample, plot_trajectory
 from sim_bringup.mcap_recording import McapRecorder
 from sim_bringup.profiles import load_world
-from sim_bringup.stack_runner import StackOptions, StackRunner
+from sim_bringup.stack_runner import StackOptions, StackRunner, config_dir
 
 LATCHED = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
@@ -56,6 +57,13 @@ RECORDED_TOPICS = (
     ("hybrid/mode", String, "std_msgs/msg/String", LATCHED),
     ("safety/scale", Float32, "std_msgs/msg/Float32", RELIABLE),
 )
+
+
+def intervention_threshold() -> float:
+    """hybrid_fallback's `intervention_scale_threshold` as configured in config/."""
+    path = config_dir() / "hybrid_fallback.yaml"
+    parameters = yaml.safe_load(path.read_text())["hybrid_fallback"]["ros__parameters"]
+    return float(parameters["intervention_scale_threshold"])
 
 
 class DemoNode(Node):
@@ -81,6 +89,7 @@ class DemoNode(Node):
         self.estop_since = 0.0
         self.goals_reached = 0
         self._intervening = False
+        self.intervention_threshold = intervention_threshold()
 
         self.create_subscription(Odometry, "sim/ground_truth", self._on_ground_truth, RELIABLE)
         self.create_subscription(String, "hybrid/mode", self._on_mode, LATCHED)
@@ -129,7 +138,9 @@ class DemoNode(Node):
 
     def _on_scale(self, msg: Float32) -> None:
         self.scale = float(msg.data)
-        intervening = self.scale < 0.999
+        # The arbiter's notion of an intervention (acceleration ramps trim the scale a
+        # little on every start and stop; those are not interventions).
+        intervening = self.scale < self.intervention_threshold
         if intervening and not self._intervening:
             self.log.interventions += 1
         self._intervening = intervening
