@@ -23,6 +23,10 @@ Modes: POLICY, FALLBACK, TELEOP, IDLE (no goal or goal reached), STOPPED (nothin
 - A teleop command younger than `teleop_timeout` overrides every mode; the autonomous state
   is frozen meanwhile and re-evaluated when teleop ends.
 - Fallback unhealthy (no scan, blind, stale odom) where the fallback would drive -> STOPPED.
+- The clock going back (a simulator restart, a /clock jump): remembered times later than
+  `now` are moved to `now` and the stall and intervention windows start over, so every
+  check keeps running on the new clock instead of waiting for it to catch up. Input
+  times (`last_policy_cmd_time`...) must not be later than `now`: the caller caps them.
 """
 
 from __future__ import annotations
@@ -190,6 +194,8 @@ class Arbiter:
 
     def record_safety_scale(self, scale: float, now: float) -> None:
         """Record a `safety/scale` sample; only samples taken under POLICY count."""
+        if self._scales and self._scales[-1][0] > now:  # the clock went back
+            self._scales.clear()
         if self._mode is Mode.POLICY and math.isfinite(scale):
             self._scales.append((now, float(scale)))
             self._trim_scales(now)
@@ -206,6 +212,8 @@ class Arbiter:
     def update(self, inputs: ArbiterInputs, now: float) -> Decision:
         """Advance the state machine to `now` and return the decision."""
         previous = self._mode
+        if now < self._last_update:
+            self._clock_went_back(now)
         elapsed = max(0.0, now - self._last_update)
         self.time_in_mode[previous] += elapsed
         self._last_update = now
@@ -248,6 +256,17 @@ class Arbiter:
             switched=switched,
             previous=previous,
         )
+
+    def _clock_went_back(self, now: float) -> None:
+        """Cap every remembered time at `now`; the progress and scale windows start over."""
+        if self._healthy_since is not None:
+            self._healthy_since = min(self._healthy_since, now)
+        if self._fallback_healthy_since is not None:
+            self._fallback_healthy_since = min(self._fallback_healthy_since, now)
+        self._last_demotion_time = min(self._last_demotion_time, now)
+        self._policy_since = min(self._policy_since, now)
+        self._progress.clear()
+        self._scales.clear()
 
     def _track_goal(self, inputs: ArbiterInputs) -> None:
         if inputs.goal_id != self._goal_id:

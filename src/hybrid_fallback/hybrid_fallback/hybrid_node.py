@@ -261,6 +261,7 @@ class HybridFallbackNode(Node):
         self._dwa_time_max = 0.0
         self._fallback_status = "no scan"
         self._decision: Decision | None = None
+        self._last_step_time = now
 
         self.cmd_pub = self.create_publisher(Twist, "cmd_vel_nav", RELIABLE_1)
         self.mode_pub = self.create_publisher(String, "hybrid/mode", LATCHED)
@@ -406,9 +407,23 @@ class HybridFallbackNode(Node):
     def _on_timer(self) -> None:
         self._step(on_event=False)
 
+    def _cap_input_times(self, now: float) -> None:
+        """The clock went back: inputs received "after" `now` count as received at `now`.
+
+        Their timeouts then run on the new clock (a policy that died at the jump is
+        silent after policy_timeout), instead of reading as fresh until it catches up.
+        """
+        for name in ("_policy_cmd_time", "_teleop_time", "_scan_time", "_odom_time"):
+            received = getattr(self, name)
+            if received is not None and received > now:
+                setattr(self, name, now)
+
     def _step(self, on_event: bool) -> None:
         """Update the arbiter; publish on every timer tick and on any switch."""
         now = self._now()
+        if now < self._last_step_time:
+            self._cap_input_times(now)
+        self._last_step_time = now
         healthy, status = self._fallback_health(now)
         self._fallback_status = status
         distance = math.nan

@@ -469,3 +469,61 @@ def test_switched_only_on_the_update_that_changes_mode():
 def test_invalid_config_is_rejected(field, value):
     with pytest.raises(ValueError, match=field):
         Arbiter(ArbiterConfig(**{field: value}))
+
+
+# ---- the clock going back (a simulator restart, a /clock jump): checks keep running
+
+
+def time_until(driver: Driver, condition, duration: float) -> float | None:
+    """Step up to `duration`; the time from now at which `condition(decision)` first holds."""
+    start = driver.now
+    while driver.now < start + duration - 1e-9:
+        if condition(driver.step()):
+            return driver.now - start
+    return None
+
+
+def test_retry_after_a_clock_jump_back_waits_retry_after_not_the_jump():
+    driver = in_policy()
+    driver.step(1.0)
+    driver.publishing = False
+    driver.step(0.6)
+    assert driver.arbiter.mode is Mode.FALLBACK
+    driver.publishing = True
+    driver.step(1.0)  # healthy for half of retry_after (2 s)
+    driver.now -= 30.0
+    took = time_until(driver, lambda d: d.mode is Mode.POLICY, 5.0)
+    assert took is not None and took <= 2.0 + 2 * PERIOD, took
+
+
+def test_stopped_recovers_after_a_clock_jump_back_within_fallback_recover_time():
+    driver = in_policy()
+    driver.active = False
+    driver.fallback_healthy = False
+    assert driver.step().mode is Mode.STOPPED
+    driver.fallback_healthy = True
+    driver.step(0.2)  # recovering (fallback_recover_time 0.5 s)
+    assert driver.arbiter.mode is Mode.STOPPED
+    driver.now -= 30.0
+    took = time_until(driver, lambda d: d.mode is Mode.FALLBACK, 2.0)
+    assert took is not None and took <= 0.5 + 2 * PERIOD, took
+
+
+def test_stall_is_still_detected_after_a_clock_jump_back():
+    driver = in_policy()
+    driver.speed = 0.0  # the policy makes no progress
+    driver.step(2.0)
+    driver.now -= 30.0
+    took = time_until(driver, lambda d: d.mode is Mode.FALLBACK, 8.0)
+    assert took is not None and took <= 5.0 + 2 * PERIOD, took  # stall_window 5 s
+    assert driver.switches()[-1].reason.startswith("no progress")
+
+
+def test_intervention_window_holds_only_samples_after_a_clock_jump_back():
+    driver = in_policy()
+    feed_scales(driver, [1.0], 1.0)
+    driver.now -= 30.0
+    feed_scales(driver, [0.0, 1.0], 1.0)
+    rate, count = driver.arbiter.intervention_rate(driver.now)
+    # 1 s of samples at 20 Hz on the new clock, half of them cut; none from before.
+    assert count <= 21 and rate == pytest.approx(0.5, abs=0.06), (rate, count)

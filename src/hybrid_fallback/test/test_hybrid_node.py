@@ -244,3 +244,59 @@ def test_a_re_sent_goal_is_not_a_new_goal(rclpy_context):
         assert node._goal_id == 2
     finally:
         node.destroy_node()
+
+
+@pytest.mark.parametrize("source", ["policy", "teleop"])
+def test_a_source_that_stops_at_a_clock_jump_back_still_times_out(rclpy_context, source):
+    """/clock goes back 5 s as the policy (or teleop) stops: its timeout runs on the new clock.
+
+    Receipt times from before the jump lie "in the future" of the new clock; read as
+    ages they would be negative (fresh) for 5 s, and the node would keep forwarding the
+    last command of a source that is gone.
+    """
+    from rclpy.time import Time
+
+    node = HybridFallbackNode(
+        context=rclpy_context, parameter_overrides=[Parameter("use_sim_time", value=True)]
+    )
+    clock = node.get_clock()
+    try:
+        scan = LaserScan()
+        scan.angle_min, scan.angle_increment = -math.pi, 2 * math.pi / 360
+        scan.range_min, scan.range_max = 0.12, 3.5
+        scan.ranges = [math.inf] * 360
+        odom = Odometry()
+        odom.header.frame_id = "odom"
+        odom.pose.pose.orientation.w = 1.0
+        goal = PoseStamped()
+        goal.header.frame_id = "odom"
+        goal.pose.position.x = 5.0
+        command = Twist()
+        command.linear.x = 0.1
+
+        def tick(now: float, alive: bool) -> None:
+            clock.set_ros_time_override(Time(seconds=now, clock_type=clock.clock_type))
+            node._on_scan(scan)
+            node._on_odom(odom)
+            if alive:
+                (node._on_policy_cmd if source == "policy" else node._on_teleop)(command)
+            node._on_timer()
+
+        now = 100.0
+        tick(now, alive=True)
+        node._on_policy_active(Bool(data=source == "policy"))
+        node._on_goal(goal)
+        for _ in range(20):
+            now += PERIOD
+            tick(now, alive=True)
+        driving = "POLICY" if source == "policy" else "TELEOP"
+        assert node.arbiter.mode.value == driving
+        now -= 5.0  # the jump back, as the source stops
+        jumped = now
+        while node.arbiter.mode.value == driving and now < jumped + 3.0:
+            now += PERIOD
+            tick(now, alive=False)
+        assert node.arbiter.mode.value == "FALLBACK"
+        assert now - jumped <= 0.5 + 2 * PERIOD, f"still {driving} {now - jumped:.2f} s after"
+    finally:
+        node.destroy_node()

@@ -4,7 +4,8 @@ Publishes `/clock`, `odom` (wheel odometry, 50 Hz), `scan` (lidar rate, sensor-d
 `sim/ground_truth`, `sim/collisions` and, with `publish_goals`, the world's goals on
 `goal_pose` one after the other; consumes `cmd_vel` (Twist, or TwistStamped with
 `enable_stamped_cmd_vel`). Sim time advances on a wall-clock timer at `real_time_factor`;
-every stamp is sim time. All the scheduling logic lives in `sim_runner` (no rclpy).
+every stamp is sim time (plus the `clock_offset` fault injection, normally 0). All the
+scheduling logic lives in `sim_runner` (no rclpy).
 
     python -m sim_bringup.sim_node --ros-args -p world:=warehouse -p real_time_factor:=2.0
 """
@@ -119,6 +120,13 @@ PARAMETERS: dict[str, tuple[object, str, dict]] = {
         "'no_odom' (base driver silent).",
         {},
     ),
+    "clock_offset": (
+        0.0,
+        "Fault injection: seconds added to every published time (/clock and stamps); "
+        "lowering it by N makes /clock jump back N s while the physics runs on. Refused "
+        "if it would put /clock before 0.",
+        {"floating_point_range": _float_range(-86400.0, 86400.0)},
+    ),
     "odom_frame_id": ("odom", "Frame of odom and goal_pose.", {}),
     "base_frame_id": ("base_footprint", "Child frame of odom.", {}),
     "scan_frame_id": ("base_scan", "Frame of scan.", {}),
@@ -229,6 +237,11 @@ class MujocoSimNode(Node):
             if parameter.name in PARAMETERS:
                 proposed[parameter.name] = parameter.value
         reason = self._validate(proposed, {p.name for p in parameters})
+        if not reason and self.sim.time + proposed["clock_offset"] < 0.0:
+            reason = (
+                f"clock_offset {proposed['clock_offset']!r} would put /clock before 0 "
+                f"(sim time is {self.sim.time:.3f} s)"
+            )
         if reason:
             return SetParametersResult(successful=False, reason=reason)
         changed = {p.name for p in parameters if p.name in PARAMETERS}
@@ -243,6 +256,9 @@ class MujocoSimNode(Node):
 
     @staticmethod
     def _validate(values: dict, names: set[str]) -> str:
+        offset = values["clock_offset"]
+        if not isinstance(offset, float) or not math.isfinite(offset):
+            return f"clock_offset must be a finite number, got {offset!r}"
         for key in ("real_time_factor", "velocity_timeout", "odom_rate_hz", "clock_rate_hz"):
             value = values[key]
             if not isinstance(value, float) or not math.isfinite(value) or value <= 0.0:
@@ -304,8 +320,12 @@ class MujocoSimNode(Node):
             self._achieved_rtf = (self.sim.time - sim_then) / (wall_now - wall_then)
             self._rtf_window = (wall_now, self.sim.time)
 
+    def _published_time(self) -> float:
+        """Sim time as published: plus `clock_offset`, never before 0 (a new episode)."""
+        return max(0.0, self.sim.time + self._values["clock_offset"])
+
     def _publish(self, event: str) -> None:
-        stamp = sim_stamp(self.sim.time)
+        stamp = sim_stamp(self._published_time())
         if event == EVENT_CLOCK:
             self._clock_msg.clock = stamp
             self._clock_pub.publish(self._clock_msg)
@@ -409,7 +429,7 @@ class MujocoSimNode(Node):
             self._goal_issued = (self._goals.reached, in_odom)
         goal = self._goal_issued[1]
         msg = PoseStamped()
-        msg.header.stamp = sim_stamp(self.sim.time)
+        msg.header.stamp = sim_stamp(self._published_time())
         msg.header.frame_id = self._values["odom_frame_id"]
         msg.pose.position.x, msg.pose.position.y = goal
         msg.pose.orientation.w = 1.0
@@ -425,6 +445,7 @@ class MujocoSimNode(Node):
         goal = self._goals.current
         values = {
             "sim_time": f"{sim.time:.3f}",
+            "clock_offset": f"{self._values['clock_offset']:.3f}",
             "real_time_factor_achieved": f"{self._achieved_rtf:.2f}",
             "world": self._world.name,
             "collisions": str(sim.collision_count),
@@ -437,7 +458,7 @@ class MujocoSimNode(Node):
         }
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         array = DiagnosticArray(status=[status])
-        array.header.stamp = sim_stamp(sim.time)
+        array.header.stamp = sim_stamp(self._published_time())
         self._diag_pub.publish(array)
 
 

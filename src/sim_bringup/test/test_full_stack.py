@@ -11,136 +11,21 @@ and within its timeouts; the benchmarks measure the latencies.
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import rclpy
-import torch
-from geometry_msgs.msg import Twist
-from nav_msgs.msg import Odometry
-from policy_fixtures import LinearTanhPolicy, small_card
-from rcl_interfaces.srv import SetParameters
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from rosgraph_msgs.msg import Clock
-from std_msgs.msg import Bool, String, UInt32
-from std_srvs.srv import Trigger
+from stack_probe import StackProbe, frozen_policy
+from std_msgs.msg import Bool
 
-from rl_policy_node.policy_card import ActionSpec
-from rl_policy_node.policy_loader import save_policy
 from sim_bringup.profiles import load_world
 from sim_bringup.stack_runner import StackOptions, StackRunner
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-LATCHED = QoSProfile(
-    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-)
-RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 PERIOD = 0.05  # s, the stack's control period (20 Hz)
 POLICY_TIMEOUT = 0.5  # s, config/hybrid_fallback.yaml
 # Slack for DDS delivery and process scheduling on a loaded 2-core machine.
 SLACK = 0.3
-
-
-def frozen_policy(path: Path) -> Path:
-    """A valid policy that always outputs (0, 0): active, but never moves the robot."""
-    card = small_card(sectors=16).with_updates(
-        name="frozen", action=ActionSpec(linear=(-0.2, 0.2), angular=(-1.0, 1.0))
-    )
-    module = LinearTanhPolicy(card.observation.size)
-    with torch.no_grad():
-        module.weight.zero_()
-    traced = torch.jit.trace(module, torch.zeros(1, card.observation.size))
-    save_policy(traced, path, card)
-    return path
-
-
-class StackProbe:
-    """Watches mode, commands, ground truth and collisions; sends enable and e-stop."""
-
-    def __init__(self, context: object, goals: list[tuple[float, float]], tolerance: float):
-        self.node = rclpy.create_node("full_stack_probe", context=context)
-        self.executor = SingleThreadedExecutor(context=context)
-        self.executor.add_node(self.node)
-        self.goals, self.tolerance = goals, tolerance
-        self.modes: list[tuple[float, str]] = []
-        self.reasons: list[str] = []
-        self.cmd_vel: list[tuple[float, float, float]] = []
-        self.goals_reached = 0
-        self.collisions = 0
-        self.pose = (math.nan, math.nan)
-        self.sim_now = 0.0
-        node = self.node
-        node.create_subscription(Clock, "/clock", self._on_clock, RELIABLE)
-        node.create_subscription(String, "hybrid/mode", self._on_mode, LATCHED)
-        node.create_subscription(String, "hybrid/mode_reason", self._on_reason, LATCHED)
-        node.create_subscription(Twist, "cmd_vel", self._on_cmd, RELIABLE)
-        node.create_subscription(Odometry, "sim/ground_truth", self._on_truth, RELIABLE)
-        node.create_subscription(UInt32, "sim/collisions", self._on_collisions, RELIABLE)
-        self.enable = node.create_publisher(Bool, "policy/enable", LATCHED)
-        self.trigger = node.create_client(Trigger, "safety/trigger_estop")
-        self.reset = node.create_client(Trigger, "safety/reset")
-
-    def _on_clock(self, msg: Clock) -> None:
-        self.sim_now = msg.clock.sec + msg.clock.nanosec * 1e-9
-
-    def _on_mode(self, msg: String) -> None:
-        self.modes.append((self.sim_now, msg.data))
-
-    def _on_reason(self, msg: String) -> None:
-        self.reasons.append(msg.data)
-
-    def _on_cmd(self, msg: Twist) -> None:
-        self.cmd_vel.append((self.sim_now, msg.linear.x, msg.angular.z))
-
-    def _on_collisions(self, msg: UInt32) -> None:
-        self.collisions = int(msg.data)
-
-    def _on_truth(self, msg: Odometry) -> None:
-        self.pose = (msg.pose.pose.position.x, msg.pose.pose.position.y)
-        if self.goals_reached < len(self.goals):
-            gx, gy = self.goals[self.goals_reached]
-            if math.hypot(self.pose[0] - gx, self.pose[1] - gy) <= self.tolerance:
-                self.goals_reached += 1
-
-    @property
-    def mode(self) -> str:
-        return self.modes[-1][1] if self.modes else ""
-
-    def spin_until(self, condition: Callable[[], bool], timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return True
-            self.executor.spin_once(timeout_sec=0.02)
-        return condition()
-
-    def call(self, client: object) -> Trigger.Response:
-        assert client.wait_for_service(timeout_sec=10.0)
-        future = client.call_async(Trigger.Request())
-        assert self.spin_until(future.done, 10.0)
-        return future.result()
-
-    def parameter_client(self, node: str) -> object:
-        client = self.node.create_client(SetParameters, f"/{node}/set_parameters")
-        assert client.wait_for_service(timeout_sec=10.0)
-        return client
-
-    def set_parameter(self, client: object, name: str, value: object) -> bool:
-        parameter = Parameter(name, value=value).to_parameter_msg()
-        request = SetParameters.Request(parameters=[parameter])
-        future = client.call_async(request)
-        assert self.spin_until(future.done, 10.0)
-        return future.result().results[0].successful
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
 
 
 @pytest.fixture

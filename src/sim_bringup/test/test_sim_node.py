@@ -215,3 +215,51 @@ def test_next_goal_is_published_when_reached(start_node, rclpy_context, tmp_path
         assert spin_until(executor, reported_goal, 4.0)  # diagnostics come at 1 Hz
     finally:
         node.destroy_node()
+
+
+def test_clock_offset_moves_clock_and_stamps_back(start_node, rclpy_context):
+    """Fault injection: lowering clock_offset makes /clock (and every stamp) jump back."""
+    import rclpy
+    from nav_msgs.msg import Odometry
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from rclpy.parameter_client import AsyncParameterClient
+    from rosgraph_msgs.msg import Clock
+
+    sim = start_node("sim_bringup.sim_node", parameters={"world": "empty", "real_time_factor": 2.0})
+    node = rclpy.create_node("sim_clock_probe", context=rclpy_context)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(node)
+    clocks: list[float] = []
+    odoms: list[float] = []
+    node.create_subscription(
+        Clock, "/clock", lambda m: clocks.append(m.clock.sec + m.clock.nanosec * 1e-9), 10
+    )
+    node.create_subscription(
+        Odometry,
+        "odom",
+        lambda m: odoms.append(m.header.stamp.sec + m.header.stamp.nanosec * 1e-9),
+        10,
+    )
+    client = AsyncParameterClient(node, "mujoco_sim")
+    try:
+        assert client.wait_for_services(timeout_sec=15.0)
+        assert spin_until(executor, lambda: clocks and clocks[-1] > 3.0, 20.0)
+
+        def set_offset(value: float):
+            future = client.set_parameters([Parameter("clock_offset", value=value)])
+            executor.spin_until_future_complete(future, timeout_sec=10.0)
+            return future.result().results[0]
+
+        refused = set_offset(-1e4)
+        assert not refused.successful and "before 0" in refused.reason
+        count = len(clocks)
+        assert set_offset(-2.0).successful
+        assert spin_until(executor, lambda: len(clocks) > count + 50, 10.0)
+        jumps = [b - a for a, b in zip(clocks, clocks[1:], strict=False) if b < a]
+        assert len(jumps) == 1 and jumps[0] == pytest.approx(-2.0, abs=0.05), jumps
+        odom_jumps = [b - a for a, b in zip(odoms, odoms[1:], strict=False) if b < a]
+        assert len(odom_jumps) == 1 and odom_jumps[0] == pytest.approx(-2.0, abs=0.05)
+        assert sim.is_running()
+    finally:
+        node.destroy_node()
