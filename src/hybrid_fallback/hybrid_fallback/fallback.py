@@ -132,6 +132,11 @@ class FallbackController:
         rotation = np.array([[cos_yaw, -sin_yaw], [sin_yaw, cos_yaw]])
         self.grid.update(pts @ rotation.T + (x, y), (x, y))
         goal_key = (float(goal[0]), float(goal[1]))
+        if now < self._last_call:
+            # The clock went back: timers set on the old clock would wait it out.
+            self._planned_at = -math.inf
+            self._recovering_until = -math.inf
+            self._anchor = None
         if goal_key != self._planned_goal or now - self._last_call > 1.0:
             # A new goal, or the fallback was not driving: motion history says nothing.
             self._anchor = None

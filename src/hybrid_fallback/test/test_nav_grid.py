@@ -126,3 +126,20 @@ def test_recovery_backs_away_from_a_wall_ahead():
         result = controller.compute(wall, (0.0, 0.0, 0.0), (3.0, 0.0), (0.0, 0.0), step * 0.05)
     assert result is not None and result.reason.startswith("recovery")
     assert result.linear < 0.0
+
+
+def test_a_clock_jump_backwards_does_not_hold_a_recovery_or_the_plan():
+    guidance = GuidanceConfig(stuck_time=1.0, recovery_time=5.0, recovery_speed=0.08)
+    controller = FallbackController(guidance=guidance)
+    wall = wall_points(0.3, -0.6, 0.6)
+    now = 100.0
+    for step in range(25):  # wedged long enough to start a 5 s recovery
+        result = controller.compute(
+            wall, (0.0, 0.0, 0.0), (3.0, 0.0), (0.0, 0.0), now + step * 0.05
+        )
+    assert result.reason.startswith("recovery")
+    # /clock jumps 50 s back (a simulator restart): the old clock's recovery window and
+    # plan time must not hold for the 50 s it takes the new clock to catch up.
+    result = controller.compute(np.zeros((0, 2)), (0.0, 0.0, 0.0), (3.0, 0.0), (0.0, 0.0), 50.0)
+    assert not result.reason.startswith("recovery")
+    assert controller._planned_at == 50.0
