@@ -13,6 +13,9 @@ VPY := $(VENV)/bin/python
 DEPS_STAMP := $(VENV)/.deps-installed
 BUILD_STAMP := install/.rlguard-built
 PACKAGES_SRC := $(shell find src -type f \( -name '*.py' -o -name '*.xml' -o -name '*.cfg' -o -name '*.yaml' -o -name '*.sdf' \) -not -path '*/test/*' 2>/dev/null)
+# Files the packages install from the workspace (setup.py data_files): a new model or
+# config must reach install/ too.
+INSTALLED_FILES := $(wildcard models/* config/*.yaml config/robots/*.yaml launch/*.py)
 
 # DDS traffic stays on loopback for every target.
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
@@ -39,7 +42,7 @@ $(DEPS_STAMP): requirements.txt src/rl_training/pyproject.toml
 
 setup: $(DEPS_STAMP)
 
-$(BUILD_STAMP): $(DEPS_STAMP) $(PACKAGES_SRC) colcon.meta
+$(BUILD_STAMP): $(DEPS_STAMP) $(PACKAGES_SRC) $(INSTALLED_FILES) colcon.meta
 	source $(VENV)/bin/activate && colcon build --symlink-install --event-handlers console_cohesion- summary+
 	touch $@
 
