@@ -75,6 +75,7 @@ bench: $(BUILD_STAMP)
 	for script in $$(ls src/*/bench/bench_*.py bench/bench_*.py 2>/dev/null | sort); do \
 		echo "== $$script"; $(WS) python "$$script" --out bench/results; \
 	done
+	$(WS) python bench/aggregate.py --out bench/results
 
 # The adversarial campaign through the real safety core (a small budget runs in make test).
 reliability: $(BUILD_STAMP)
