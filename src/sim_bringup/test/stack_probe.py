@@ -20,6 +20,7 @@ from pathlib import Path
 
 import rclpy
 import torch
+import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry
@@ -41,6 +42,13 @@ LATCHED = QoSProfile(
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 COMMAND = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 SEEKER_ACTION = ActionSpec(linear=(-0.2, 0.2), angular=(-1.0, 1.0))
+CONFIG_DIR = Path(__file__).resolve().parents[3] / "config"
+
+
+def configured(node: str, name: str) -> object:
+    """A parameter as config/<node>.yaml sets it (the value the stack runs with)."""
+    data = yaml.safe_load((CONFIG_DIR / f"{node}.yaml").read_text())
+    return data[node]["ros__parameters"][name]
 
 
 def _save_linear_policy(path: Path, name: str, weights: dict[tuple[int, int], float]) -> Path:

@@ -33,9 +33,10 @@ import rclpy
 from geometry_msgs.msg import PoseStamped, Twist
 from rclpy.context import Context
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from stack_probe import StackProbe, rss_kib, seeker_policy
+from stack_probe import StackProbe, configured, rss_kib, seeker_policy
 
-from sim_bringup.profiles import load_world
+from sim_bringup.profiles import load_robot_profile, load_world
+from sim_bringup.stack_config import robot_parameter_overrides
 from sim_bringup.stack_runner import StackOptions, StackRunner
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -43,17 +44,18 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 OUT_ENV = "RLGUARD_FAULT_MATRIX_OUT"
 WORLD = "empty"
 RTF = 1.0
-# The stack's timings (config/*.yaml) the bounds are built from, in sim seconds.
-PERIOD = 0.05  # control period of policy, arbiter and safety controller
-POLICY_TIMEOUT = 0.5  # hybrid_fallback policy_timeout
-TELEOP_TIMEOUT = 0.5  # hybrid_fallback teleop_timeout
-VELOCITY_TIMEOUT = 0.5  # safety_controller velocity_timeout
-SOURCE_TIMEOUT = 0.5  # safety_controller / rl_policy_node / hybrid_fallback source_timeout
-ODOM_TIMEOUT = 0.5  # hybrid_fallback odom_timeout
-SCAN_PERIOD = 0.1  # the default robot's lidar runs at 10 Hz
-MAX_VELOCITY = (0.26, 1.82)  # safety_controller max_velocity (= -min_velocity)
-EMERGENCY_DECEL = 1.6  # m/s^2, safety_controller emergency_decel (stops when blind/stale)
-MAX_DECEL = 1.5  # m/s^2, safety_controller max_decel (a zero request)
+# The stack's timings the bounds are built from, in sim seconds, as config/*.yaml sets them.
+PERIOD = 1.0 / configured("hybrid_fallback", "control_rate_hz")  # control period
+POLICY_TIMEOUT = configured("hybrid_fallback", "policy_timeout")
+TELEOP_TIMEOUT = configured("hybrid_fallback", "teleop_timeout")
+VELOCITY_TIMEOUT = configured("safety_controller", "velocity_timeout")
+SOURCE_TIMEOUT = configured("safety_controller", "source_timeout")
+ODOM_TIMEOUT = configured("hybrid_fallback", "odom_timeout")
+SCAN_PERIOD = 1.0 / load_robot_profile("default").lidar.rate_hz
+# The stack runs with the robot profile's limits (stack_config), not the YAML defaults.
+MAX_VELOCITY = tuple(robot_parameter_overrides("default")["safety_controller"]["max_velocity"])
+EMERGENCY_DECEL = -configured("safety_controller", "emergency_decel")[0]  # m/s^2, blind/stale
+MAX_DECEL = -configured("safety_controller", "max_decel")[0]  # m/s^2, a zero request
 JUMP = 5.0  # s that /clock jumps back in row 6
 SLACK = 0.3  # s: DDS delivery and scheduling on a loaded 2-core machine
 RSS_GROWTH_KIB = 30 * 1024  # generous: a leak per message or per fault would exceed it
