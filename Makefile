@@ -77,10 +77,12 @@ bench: $(BUILD_STAMP)
 	done
 	$(WS) python bench/aggregate.py --out bench/results
 
-# The adversarial campaign through the real safety core (a small budget runs in make test).
+# The adversarial campaign through the real safety core (a small budget runs in make test),
+# then the fault-injection matrix over real processes (its rows are tests in make test too).
 reliability: $(BUILD_STAMP)
 	mkdir -p bench/results
 	$(WS) python -m safety_controller.reliability_campaign --steps 100000 --out bench/results
+	$(WS) RLGUARD_FAULT_MATRIX_OUT=bench/results python -m pytest -q src/sim_bringup/test/test_fault_matrix.py
 
 clean:
 	rm -rf build install log

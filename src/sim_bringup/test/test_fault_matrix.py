@@ -133,6 +133,27 @@ def summary() -> Iterator[None]:
         "rows": [asdict(row) for row in ROWS],
     }
     (out / "fault_matrix.json").write_text(json.dumps(document, indent=2) + "\n")
+    (out / "fault_matrix.md").write_text(markdown_rows(ROWS) + "\n")
+
+
+def markdown_rows(rows: list[RowRecord]) -> str:
+    """The matrix as a Markdown table: fault, what the stack did, time to safe, RSS growth."""
+    lines = [
+        "| row | fault | what the stack did | time to safe state (sim s) | largest RSS growth "
+        "(KiB) | passed |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        growth = [
+            row.rss_after_kib[name] - before
+            for name, before in row.rss_before_kib.items()
+            if before is not None and row.rss_after_kib.get(name) is not None
+        ]
+        lines.append(
+            f"| {row.row} | {row.fault} | {row.behaviour} | {row.time_to_safe_s} | "
+            f"{max(growth) if growth else '-'} | {'yes' if row.passed else 'no'} |"
+        )
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------- stacks
