@@ -73,7 +73,7 @@ class ArbiterConfig:
 
     policy_timeout: float = 0.5
     teleop_timeout: float = 0.5
-    goal_tolerance: float = 0.15
+    goal_tolerance: float = 0.1
     stall_window: float = 10.0
     min_progress: float = 0.2
     intervention_window: float = 5.0

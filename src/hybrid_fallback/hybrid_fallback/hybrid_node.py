@@ -83,7 +83,7 @@ PARAMETERS: dict[str, tuple[object, str, tuple[float, float] | None]] = {
     "control_rate_hz": (20.0, "Rate of the control loop and of cmd_vel_nav (Hz)", (1.0, 100.0)),
     "policy_timeout": (0.5, "policy/cmd_vel older than this is silent (s)", (0.01, 10.0)),
     "teleop_timeout": (0.5, "cmd_vel_teleop overrides while younger than this (s)", (0.01, 10.0)),
-    "goal_tolerance": (0.2, "Goal reached within this distance (m)", (0.01, 5.0)),
+    "goal_tolerance": (0.1, "Goal reached within this distance (m)", (0.01, 5.0)),
     "stall_window": (10.0, "Window of the no-progress check (s)", (0.5, 600.0)),
     "min_progress": (0.2, "Progress toward the goal required per stall_window (m)", (0.0, 10.0)),
     "intervention_window": (5.0, "Window of the safety intervention rate (s)", (0.1, 600.0)),

@@ -414,10 +414,10 @@ def test_teleop_time_does_not_count_as_policy_stall():
 
 def test_goal_reached_goes_idle_and_stays_idle_until_a_new_goal():
     driver = in_policy()
-    driver.distance = 0.1
+    driver.distance = 0.09
     decision = driver.step()
     assert decision.mode is Mode.IDLE and decision.source is CommandSource.ZERO
-    assert decision.reason == "goal reached (within 0.15 m)"
+    assert decision.reason == "goal reached (within 0.1 m)"
     driver.distance = 3.0  # pushed away: the goal stays done
     driver.step(2.0)
     assert driver.arbiter.mode is Mode.IDLE

@@ -222,7 +222,7 @@ class PolicyNode(Node):
         )
         declare(
             "goal_tolerance",
-            0.15,
+            0.08,
             "Distance to the goal (m) at which it counts as reached: one zero, then inactive.",
             floating_point_range=_float_range(0.0, 10.0),
         )

@@ -387,7 +387,7 @@ class PolicyController:
     def __init__(
         self,
         source_timeout: float = 0.5,
-        goal_tolerance: float = 0.15,
+        goal_tolerance: float = 0.08,
         max_inference_ms: float = 25.0,
         enabled: bool = True,
     ) -> None:

@@ -52,6 +52,10 @@ SAFETY_REASONS = frozenset({COLLISION, ESTOP, STALE_INPUT, BLIND, INVALID_INPUT}
 HARD_STOP_REASONS = frozenset({ESTOP, INVALID_INPUT})
 
 
+# Steps of motion history kept for late scans (covers source_timeout at >= 20 Hz twice over).
+MOTION_LOG_STEPS = 64
+
+
 @dataclass(frozen=True)
 class SafetyConfig:
     """Everything the filter needs to know about the robot and its sensors."""
@@ -121,6 +125,8 @@ class SafetyFilter:
         self.config = config or SafetyConfig()
         self._output: Velocity = (0.0, 0.0)
         self._braking = False  # the last output was a stop ramp (blind or no request)
+        # (from, to, velocity) of the recent steps, to dead-reckon scans that arrive late
+        self._motion_log: deque[tuple[float, float, Velocity]] = deque(maxlen=MOTION_LOG_STEPS)
         self._output_time: float | None = None
         self._request: Velocity | None = None
         self._request_valid = True
@@ -155,12 +161,30 @@ class SafetyFilter:
         self.status.invalid_inputs += 1
         return False
 
-    def set_scan(self, scan: ScanPoints, now: float) -> None:
-        """Record the obstacle points (base frame) of a scan received at `now`."""
+    def set_scan(self, scan: ScanPoints, now: float, stamp: float | None = None) -> None:
+        """Record the obstacle points (base frame) of a scan received at `now`.
+
+        `stamp` is when the scan was taken (its header), if known. A scan that arrives late
+        (a loaded machine, a queue) shows obstacles where they were at `stamp`: the motion
+        since then is dead-reckoned onto its points, and its age counts from `stamp`, so a
+        late scan neither hides the distance driven meanwhile nor looks fresh. A stamp in
+        the future or older than `source_timeout` (another clock) is not trusted.
+        """
+        taken = now
+        if stamp is not None and math.isfinite(stamp):
+            if 0.0 <= now - stamp <= self.config.source_timeout:
+                taken = stamp
         self._scan_points = np.asarray(scan.points, dtype=np.float64).reshape(-1, 2)
         self._scan_blind = scan.blind
-        self._scan_time = now
+        self._scan_time = taken
         self._motion_since_scan = (0.0, 0.0, 0.0)
+        if self._output_time is not None and taken < self._output_time <= now:
+            # The motion from the scan to the last output, as the steps since then saw
+            # it; `step` adds the rest.
+            for start, end, velocity in self._motion_log:
+                low, high = max(start, taken), min(end, self._output_time)
+                if high > low:
+                    self._advance_scan(velocity, high - low)
 
     def set_odometry(self, linear: float, angular: float, now: float) -> bool:
         """Record the measured velocity; False (ignored) when it is not finite."""
@@ -253,6 +277,8 @@ class SafetyFilter:
         if self._scan_time is not None and self._scan_time > since:
             since = self._scan_time
         self._advance_scan(velocity, now - since)
+        if self._output_time is not None and now > self._output_time:
+            self._motion_log.append((self._output_time, now, velocity))
         dt = min(elapsed, cfg.max_step)
 
         request_age = math.inf if self._request_time is None else now - self._request_time

@@ -230,7 +230,8 @@ class SafetyControllerNode(Node):
             msg.range_max,
             self._mount,
         )
-        self._filter.set_scan(points, self._now())
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        self._filter.set_scan(points, self._now(), stamp if stamp > 0.0 else None)
 
     def _on_odom(self, msg: Odometry) -> None:
         twist = msg.twist.twist

@@ -200,6 +200,35 @@ def test_closed_loop_stop_never_ramps_back_up_to_the_lagging_odometry(case):
     assert all(v == 0.0 for v in outputs[first_zero:])
 
 
+@pytest.mark.parametrize("delay", [0.0, 0.2, 0.4])
+def test_late_scans_are_dead_reckoned_from_their_stamp(delay):
+    """Scans delivered `delay` s after they were taken still stop the robot before the wall."""
+    filt = open_loop()
+    wall = np.column_stack((np.full(81, 1.0), np.linspace(-1, 1, 81)))
+    t, x, dt = 0.0, 0.0, 0.05
+    history: list[tuple[float, float]] = []  # (time, robot x) when each scan was taken
+    for _ in range(300):
+        history.append((t, x))
+        taken, x_then = next(item for item in history if item[0] >= t - delay - 1e-9)
+        filt.set_scan(ScanPoints(wall - [x_then, 0.0], 81, 81), t, stamp=taken)
+        filt.set_command(0.26, 0.0, t)
+        out = filt.step(t)
+        x += out.linear * dt
+        t += dt
+    # Footprint 0.11 + margin 0.05 from the wall at x = 1.0; open loop follows the output.
+    assert x <= 1.0 - 0.16 + 1e-6, x
+    assert out.linear == 0.0
+
+
+def test_a_scan_stamp_from_another_clock_is_not_trusted():
+    filt = open_loop()
+    filt.set_scan(FAR_AWAY, 10.0, stamp=1e9)  # in the future
+    assert filt.step(10.0).state != "STALE_SCAN"
+    filt.set_scan(FAR_AWAY, 10.0, stamp=2.0)  # far older than source_timeout
+    filt.set_command(0.1, 0.0, 10.0)
+    assert filt.step(10.05).state == "OK"
+
+
 def test_guard_stops_before_a_wall_and_reports_clearance():
     filt = open_loop()
     wall = np.column_stack((np.full(81, 1.0), np.linspace(-1, 1, 81)))
