@@ -1,10 +1,15 @@
 """The deployment gate on the shipped policy files (a quick version of the full evaluation)."""
 
+import json
+
 import pytest
 
+from rl_policy_node.policy_loader import load_policy
 from rl_training.cli import main
 
-QUICK_GATE = ["--worlds", "empty,corridor", "--episodes", "4", "--modes", "policy_safety"]
+# The first held-out episodes of a world the shipped policy handles (corridor) and of the
+# one it does not (dynamic): the evaluation is seeded, so the verdict is reproducible.
+QUICK_GATE = ["--worlds", "corridor,dynamic", "--episodes", "4", "--modes", "policy_safety"]
 
 
 def test_gate_fails_for_the_weak_model(workspace_root, tmp_path):
@@ -15,9 +20,20 @@ def test_gate_fails_for_the_weak_model(workspace_root, tmp_path):
     assert main([*args, "--out", str(tmp_path)]) == 1
 
 
+def test_the_shipped_card_records_its_held_out_evaluation(workspace_root):
+    card = json.loads(load_policy(workspace_root / "models" / "nav_policy.pt").card.to_json())
+    evaluation = card["evaluation"]
+    assert evaluation["seed"] == 900_000 and evaluation["episodes_per_world"] == 20
+    assert set(evaluation["summary"]) >= {"corridor", "warehouse", "dynamic"}
+    assert evaluation["gate"]["mode"] == "policy_safety"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap (issue 7): the shipped policy misses the gate behind the safety filter "
+    "(corridor timeouts, collisions with moving obstacles); see models/README.md",
+)
 def test_gate_passes_for_the_shipped_model(workspace_root, tmp_path):
     model = workspace_root / "models" / "nav_policy.pt"
-    if not model.is_file():
-        pytest.skip("models/nav_policy.pt is not shipped: no trained policy passes the gate yet")
     args = ["evaluate", str(model), *QUICK_GATE, "--gate", "--quiet", "--out", str(tmp_path)]
     assert main(args) == 0
