@@ -34,6 +34,8 @@ REASON_STALE_ODOM = "stale odom"
 REASON_OBSERVATION = "observation error"
 REASON_NON_FINITE = "non-finite output"
 REASON_OVERRUN = "inference overrun"
+# Consecutive overrun ticks that make the policy inactive (a lone one only drops its command).
+OVERRUN_LIMIT = 3
 
 # Reasons an operator chose (OK level) as opposed to faults (WARN / ERROR level).
 BENIGN_REASONS = (REASON_DISABLED, REASON_NO_GOAL, REASON_GOAL_REACHED)
@@ -390,8 +392,10 @@ class PolicyController:
         goal_tolerance: float = 0.08,
         max_inference_ms: float = 25.0,
         enabled: bool = True,
+        overrun_limit: int = OVERRUN_LIMIT,
     ) -> None:
         self.source_timeout_ns = int(source_timeout * 1e9)
+        self.overrun_limit = overrun_limit
         self.goal_tolerance = goal_tolerance
         self.max_inference_ms = max_inference_ms
         self.enabled = enabled
@@ -421,6 +425,7 @@ class PolicyController:
         self.commands = 0
         self.non_finite_outputs = 0
         self.overruns = 0
+        self.consecutive_overruns = 0
 
     # --- inputs (called from message callbacks)
 
@@ -521,11 +526,18 @@ class PolicyController:
             return result
         if elapsed_ms > self.max_inference_ms:
             self.overruns += 1
-            return self._inactive(
+            self.consecutive_overruns += 1
+            reason = (
                 f"{REASON_OVERRUN}: {elapsed_ms:.3f} ms > max_inference_ms "
-                f"{self.max_inference_ms:g}",
-                elapsed_ms,
+                f"{self.max_inference_ms:g}"
             )
+            if self.consecutive_overruns >= self.overrun_limit:
+                return self._inactive(reason, elapsed_ms)
+            # A lone late tick (the process was descheduled) drops its command but does
+            # not make the policy inactive: the arbiter would hand over for retry_after.
+            self._last_observation = None
+            return TickResult(None, self._active, reason, elapsed_ms)
+        self.consecutive_overruns = 0
         self._previous = PreviousAction(np.clip(action.astype(np.float64), -1.0, 1.0), slot.action)
         self._active = True
         self.reason = ""

@@ -16,6 +16,7 @@ from rl_policy_node.observation import ObservationBuilder, ScanInput
 from rl_policy_node.policy_card import ActionSpec
 from rl_policy_node.policy_loader import PolicyFileNotFoundError, load_policy, save_policy
 from rl_policy_node.policy_runtime import (
+    OVERRUN_LIMIT,
     REASON_DISABLED,
     REASON_GOAL_REACHED,
     REASON_NO_GOAL,
@@ -293,10 +294,23 @@ def test_non_finite_output_and_overrun_give_no_command(tmp_path):
     assert result.command is None and result.reason.startswith(REASON_NON_FINITE)
     assert controller.non_finite_outputs == 1
 
-    controller = _controller(_slot(tmp_path, "ok.pt"), max_inference_ms=1e-6)
+    controller = _controller(_slot(tmp_path, "ok.pt"))
+    assert controller.step(T0).active
+    controller.max_inference_ms = 1e-6
+    # A lone overrun drops the command but keeps the policy active; OVERRUN_LIMIT in a row
+    # make it inactive; a tick in time resets the count.
     result = controller.step(T0)
     assert result.command is None and result.reason.startswith(REASON_OVERRUN)
-    assert result.inference_ms is not None and controller.overruns == 1
+    assert result.active and result.inference_ms is not None and controller.overruns == 1
+    for _ in range(OVERRUN_LIMIT - 2):
+        assert controller.step(T0).active
+    result = controller.step(T0)
+    assert not result.active and result.reason.startswith(REASON_OVERRUN)
+    assert controller.overruns == OVERRUN_LIMIT
+    controller.max_inference_ms = 1e6
+    assert controller.step(T0).active
+    controller.max_inference_ms = 1e-6
+    assert controller.step(T0).active  # the count started over
 
 
 def test_observation_errors_are_reported(tmp_path):

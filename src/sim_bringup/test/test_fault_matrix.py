@@ -182,6 +182,8 @@ class Stacks:
             self.context, list(world.goals), world.goal_tolerance, name=f"fault_probe{self.count}"
         )
         self.is_shared = shared
+        # Records are stamped with the probe's sim time: wait until it has one.
+        assert self.probe.spin_until(lambda: self.probe.sim_mono > 0.0, STARTUP_TIMEOUT)
         wait_driving(self.probe, self.runner, STARTUP_TIMEOUT)
 
     def fresh(self, **extra: dict[str, object]) -> tuple[StackRunner, StackProbe]:

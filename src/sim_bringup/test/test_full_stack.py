@@ -46,6 +46,8 @@ def stack(tmp_path: Path, rclpy_context: object, ros_env: dict[str, str]):
         loaded = load_world(world)
         probe = StackProbe(rclpy_context, list(loaded.goals), loaded.goal_tolerance)
         started.append((runner, probe))
+        # Records are stamped with the probe's sim time: wait until it has one.
+        assert probe.spin_until(lambda: probe.sim_mono > 0.0, 60.0), "no /clock"
         return runner, probe
 
     yield _start
@@ -86,7 +88,7 @@ def test_disabling_the_policy_hands_over_at_once_and_the_fallback_reaches_the_go
         extra_parameters={"hybrid_fallback": {"stall_window": 60.0, "retry_after": 1.0}},
     )
     _start_policy(probe)
-    sent = probe.sim_now
+    sent = probe.sim_mono
     probe.enable.publish(Bool(data=False))
     assert probe.spin_until(lambda: probe.mode == "FALLBACK", 5.0), probe.modes
     handover = probe.modes[-1][0] - sent
@@ -115,7 +117,7 @@ def test_killing_the_policy_process_triggers_fallback(stack, tmp_path):
         extra_parameters={"hybrid_fallback": {"stall_window": 60.0, "retry_after": 1.0}},
     )
     _start_policy(probe)
-    killed = probe.sim_now
+    killed = probe.sim_mono
     runner.process("rl_policy_node").kill()
     assert probe.spin_until(lambda: probe.mode == "FALLBACK", 5.0), probe.modes
     took = probe.modes[-1][0] - killed
@@ -128,12 +130,12 @@ def test_estop_zeroes_the_output_until_reset(stack):
     runner, probe = stack(model_path="")
     assert probe.spin_until(lambda: any(abs(v) > 0.05 for _, v, _ in probe.cmd_vel), 40.0)
     assert probe.call(probe.trigger).success
-    pressed = probe.sim_now
+    pressed = probe.sim_mono
     probe.spin_until(lambda: False, 1.5)
     after = [(v, w) for t, v, w in probe.cmd_vel if t > pressed + SLACK]
     assert after and all(v == 0.0 and w == 0.0 for v, w in after)
     assert probe.call(probe.reset).success
-    released = probe.sim_now
+    released = probe.sim_mono
     assert probe.spin_until(
         lambda: any(abs(v) > 0.02 for t, v, _ in probe.cmd_vel if t > released), 20.0
     )
@@ -144,7 +146,7 @@ def test_stopping_the_simulator_scan_zeroes_cmd_vel(stack):
     runner, probe = stack(model_path="")
     assert probe.spin_until(lambda: any(abs(v) > 0.05 for _, v, _ in probe.cmd_vel), 40.0)
     sim_parameters = probe.parameter_client("mujoco_sim")
-    stopped = probe.sim_now
+    stopped = probe.sim_mono
     assert probe.set_parameter(sim_parameters, "sensor_fault", "no_scan")
 
     def zero_since_stop() -> bool:
@@ -157,7 +159,7 @@ def test_stopping_the_simulator_scan_zeroes_cmd_vel(stack):
     since = [(t, v, w) for t, v, w in probe.cmd_vel if t > stopped]
     moving = [t for t, v, w in since if v != 0.0 or w != 0.0]
     zeros = [t for t, v, w in since if (v, w) == (0.0, 0.0) and (not moving or t > moving[-1])]
-    assert zeros and probe.sim_now - zeros[0] > 1.0, since[-10:]
+    assert zeros and probe.sim_mono - zeros[0] > 1.0, since[-10:]
     # source_timeout, the emergency ramp from top speed, a period, slack.
     took = zeros[0] - stopped
     bound = SOURCE_TIMEOUT + STOP_RAMP + PERIOD + SLACK
