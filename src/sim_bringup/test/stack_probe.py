@@ -28,7 +28,7 @@ from policy_fixtures import LinearTanhPolicy, small_card
 from rcl_interfaces.srv import GetParameters, SetParameters, SetParametersAtomically
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter, parameter_value_to_python
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
 from std_msgs.msg import Bool, String, UInt32
 from std_srvs.srv import Trigger
@@ -121,7 +121,8 @@ class StackProbe:
         self.policy_cmd: list[tuple[float, float, float]] = []
         self.goals_reached = 0
         self.collisions = 0
-        self.pose = (math.nan, math.nan)
+        self.pose = (math.nan, math.nan)  # ground truth (world frame)
+        self.odom_pose = (math.nan, math.nan)  # what the stack sees (odom frame; drifts)
         self.sim_now = 0.0
         self.sim_mono = 0.0
         self.clock_jumps: list[tuple[float, float]] = []  # (sim_mono, jump in s) per jump back
@@ -134,6 +135,7 @@ class StackProbe:
         node.create_subscription(Twist, "cmd_vel", self._on_cmd, RELIABLE)
         node.create_subscription(Twist, "policy/cmd_vel", self._on_policy_cmd, RELIABLE)
         node.create_subscription(Odometry, "sim/ground_truth", self._on_truth, RELIABLE)
+        node.create_subscription(Odometry, "odom", self._on_odom, qos_profile_sensor_data)
         node.create_subscription(UInt32, "sim/collisions", self._on_collisions, RELIABLE)
         node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, RELIABLE)
         self.enable = node.create_publisher(Bool, "policy/enable", LATCHED)
@@ -171,6 +173,9 @@ class StackProbe:
 
     def _on_collisions(self, msg: UInt32) -> None:
         self.collisions = int(msg.data)
+
+    def _on_odom(self, msg: Odometry) -> None:
+        self.odom_pose = (msg.pose.pose.position.x, msg.pose.pose.position.y)
 
     def _on_truth(self, msg: Odometry) -> None:
         self.pose = (msg.pose.pose.position.x, msg.pose.pose.position.y)

@@ -506,11 +506,17 @@ def test_row06a_clock_jump_back_resumes(stacks, row):
     wait_driving(probe, runner, 30.0)
     back = [t for t, m in probe.modes if t >= jumped and m == "POLICY"]
     settled = back[-1] - jumped if back else 0.0  # 0: POLICY never left
-    probe.spin_for_sim(2.0)
+    # Drives on: covers ground again (it may first be turning toward a new goal).
+    probe.spin_until(lambda: math.dist(start_pose, probe.pose) > 0.2, 20.0)
     assert_alive(runner)
     top = assert_bounded(probe.commands_since(jumped - 0.5))
     moved = math.dist(start_pose, probe.pose)
-    assert moved > 0.2, f"moved {moved:.2f} m since the jump"
+    assert moved > 0.2, (
+        f"moved {moved:.2f} m since the jump",
+        [(round(t - jumped, 2), m) for t, m in probe.modes[-6:]],
+        probe.reasons[-4:],
+        [(round(t - jumped, 2), round(v, 3)) for t, v, _ in probe.commands_since(jumped)][::10],
+    )
     modes = [m for t, m in probe.modes if t >= jumped]
     assert settled < JUMP, f"took {settled:.2f} s to drive again: waited for the clock?"
     record.time_to_safe_s = round(settled, 3)
@@ -679,6 +685,9 @@ def test_row08_invalid_parameter_sets_are_refused_on_every_node(stacks, row):
 
 
 PACED_BAD_GOALS = 10
+# Once there, the robot stays this close to the winning goal (m): the test policy may
+# circle it a little; a stale decoy (anywhere in the 5 m arena) would take it away.
+STAY_RADIUS = 0.45
 FLOOD_CHUNK = 50  # goals published back to back between two short spins of the probe
 
 
@@ -711,7 +720,9 @@ def test_row09_goal_flood_drops_and_counts_bad_goals_and_the_last_valid_wins(sta
     flood = probe.node.create_publisher(PoseStamped, "goal_pose", FLOOD_QOS)
     try:
         probe.spin_for_sim(1.5)  # no goal re-send of the simulator in flight
-        x, y = probe.pose
+        # Goals are in the odom frame, so the target is placed and judged there (the
+        # odometry of a long-running shared stack has drifted from the ground truth).
+        x, y = probe.odom_pose
         distance = math.hypot(x, y)
         # The winner: 0.7 m toward the arena centre; decoys anywhere in the arena.
         target = (x - 0.7 * x / distance, y - 0.7 * y / distance) if distance > 0.7 else (0.0, 0.0)
@@ -740,9 +751,12 @@ def test_row09_goal_flood_drops_and_counts_bad_goals_and_the_last_valid_wins(sta
             bad += 1
 
         def arrived() -> bool:
-            return math.dist(probe.pose, target) < 0.25
+            return math.dist(probe.odom_pose, target) < 0.25
 
-        assert probe.spin_until(lambda: arrived() or bool(runner.dead()), 60.0), probe.pose
+        assert probe.spin_until(lambda: arrived() or bool(runner.dead()), 60.0), (
+            probe.odom_pose,
+            target,
+        )
         during = [t for t, _, _ in probe.cmd_vel if sent <= t <= flood_end + 0.5]
         record.details["flood_s"] = round(flood_end - sent, 3)
         record.details["largest_cmd_vel_gap_in_flood_s"] = round(
@@ -753,7 +767,7 @@ def test_row09_goal_flood_drops_and_counts_bad_goals_and_the_last_valid_wins(sta
         reached = probe.sim_mono - sent
         probe.spin_for_sim(2.0)
         # Stays there: no later (stale) goal took over.
-        assert math.dist(probe.pose, target) < 0.3, (probe.pose, target)
+        assert math.dist(probe.odom_pose, target) < STAY_RADIUS, (probe.odom_pose, target)
         assert probe.spin_until(lambda: bool(dropped_goals(probe, sent + 1.0)), 5.0)
         dropped = dropped_goals(probe, sent + 1.0)
         for node, count in dropped.items():
@@ -772,7 +786,7 @@ def test_row09_goal_flood_drops_and_counts_bad_goals_and_the_last_valid_wins(sta
         expected = dict.fromkeys(dropped, PACED_BAD_GOALS)
         probe.spin_until(lambda: increase() == expected, 5.0)
         assert increase() == expected, increase()
-        assert math.dist(probe.pose, target) < 0.3, (probe.pose, target)
+        assert math.dist(probe.odom_pose, target) < STAY_RADIUS, (probe.odom_pose, target)
         assert_bounded(probe.commands_since(sent))
     finally:
         probe.node.destroy_publisher(flood)
