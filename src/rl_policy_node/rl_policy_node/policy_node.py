@@ -27,7 +27,7 @@ from rcl_interfaces.msg import (
 )
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
@@ -59,6 +59,7 @@ from rl_policy_node.policy_runtime import (
     with_implicit_limits,
     yaw_from_quaternion,
 )
+from rl_policy_node.threaded_executor import StartedTaskExecutor
 
 NODE_NAME = "rl_policy_node"
 
@@ -571,7 +572,7 @@ class PolicyNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    """Run the node with a two-thread executor (control timer vs. everything else)."""
+    """Run the node with a threaded executor (control timer, inputs, everything else)."""
     rclpy.init(args=args)
     try:
         torch.set_num_interop_threads(1)  # one inference at a time; no pool to wake per call
@@ -580,7 +581,8 @@ def main(args: list[str] | None = None) -> None:
     node = None
     try:
         node = PolicyNode()
-        executor = MultiThreadedExecutor(num_threads=2)
+        # One worker per callback group: control tick, inputs, parameters/services.
+        executor = StartedTaskExecutor(num_threads=3)
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
