@@ -490,6 +490,7 @@ class HybridFallbackNode(Node):
         values = {
             "mode": arbiter.mode.value,
             "reason": reason,
+            "goal": "none" if self._goal is None else f"{self._goal[0]:.3f}, {self._goal[1]:.3f}",
             "policy_failures": str(arbiter.failures),
             "retries_exhausted": str(arbiter.retries_exhausted),
             "next_retry_delay_s": f"{arbiter.retry_delay():.2f}",

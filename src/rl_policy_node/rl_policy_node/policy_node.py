@@ -503,11 +503,13 @@ class PolicyNode(Node):
     def diagnostic_values(self) -> dict[str, str]:
         """Everything the 1 Hz diagnostics report, as strings."""
         controller, monitor = self._controller, self._monitor
+        goal = controller.goal
         values = {
             "active": str(controller.active).lower(),
             "enabled": str(controller.enabled).lower(),
             "reason": controller.reason,
             "commands": str(controller.commands),
+            "goal": "none" if goal is None else f"{goal[0]:.3f}, {goal[1]:.3f}",
         }
         slot = controller.slot
         if slot is not None:
