@@ -61,10 +61,17 @@ def vectorized_rates(config, windows: int) -> list[float]:
 
 def training_rate(config, steps: int) -> float:
     """Env steps/s of a short PPO run (rollouts + updates), as training sees them."""
-    raw = dict(config.raw)
+    raw = {k: v for k, v in config.raw.items() if k != "pretrain"}
     ppo = dict(config.ppo, n_steps=1024)
+    # The RL phase only: the run config's DAgger warm start takes most of an hour.
     short = replace(
-        config, name="bench", total_timesteps=steps, checkpoint_every=10**9, ppo=ppo, raw=raw
+        config,
+        name="bench",
+        total_timesteps=steps,
+        checkpoint_every=10**9,
+        ppo=ppo,
+        raw=raw,
+        pretrain=replace(config.pretrain, enabled=False),
     )
     with tempfile.TemporaryDirectory() as folder:
         short = replace(short, output_dir=folder)
