@@ -117,8 +117,12 @@ def check_rss(record: RowRecord, runner: StackRunner) -> None:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def summary() -> Iterator[None]:
-    """Write the rows to $RLGUARD_FAULT_MATRIX_OUT/fault_matrix.json when the module ends."""
+def summary(tmp_path_factory: pytest.TempPathFactory, workspace_root: Path) -> Iterator[None]:
+    """Write the rows to $RLGUARD_FAULT_MATRIX_OUT/fault_matrix.json when the module ends.
+
+    Paths of this machine in the rows (refusal reasons name files) are written relative:
+    `<workspace>` and `<tmp>`, so the committed results do not depend on where they ran.
+    """
     yield
     directory = os.environ.get(OUT_ENV)
     if not directory or not ROWS:
@@ -132,8 +136,15 @@ def summary() -> Iterator[None]:
         "rss_growth_bound_kib": RSS_GROWTH_KIB,
         "rows": [asdict(row) for row in ROWS],
     }
-    (out / "fault_matrix.json").write_text(json.dumps(document, indent=2) + "\n")
-    (out / "fault_matrix.md").write_text(markdown_rows(ROWS) + "\n")
+    places = {str(tmp_path_factory.getbasetemp()): "<tmp>", str(workspace_root): "<workspace>"}
+
+    def relative(text: str) -> str:
+        for place, name in places.items():
+            text = text.replace(place, name)
+        return text
+
+    (out / "fault_matrix.json").write_text(relative(json.dumps(document, indent=2)) + "\n")
+    (out / "fault_matrix.md").write_text(relative(markdown_rows(ROWS)) + "\n")
 
 
 def markdown_rows(rows: list[RowRecord]) -> str:
