@@ -713,7 +713,7 @@ def dropped_goals(probe: StackProbe, since: float) -> dict[str, int]:
 
 
 def goals_held(probe: StackProbe, since: float) -> dict[str, str]:
-    """The goal arbiter and policy report in diagnostics after `since` ('' until both do)."""
+    """The goal arbiter and policy report in diagnostics after `since` ({} until both do)."""
     held = {POLICY: probe.diagnostic(POLICY, "goal", since)}
     held[ARBITER] = probe.diagnostic(ARBITER, "goal", since)
     return held if all(held.values()) else {}
