@@ -100,6 +100,10 @@ class FallbackController:
             return True
         return False
 
+    def hold(self) -> None:
+        """The robot stands still on purpose (it is yielding): restart the stuck timer."""
+        self._anchor = None
+
     def reset(self) -> None:
         """Forget the obstacle memory and the plan."""
         self.grid.reset()

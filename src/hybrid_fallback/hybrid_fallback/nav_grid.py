@@ -262,6 +262,17 @@ class NavigationGrid:
 
     def carrot(self, robot_xy: tuple[float, float], lookahead: float) -> tuple[float, float] | None:
         """The point `lookahead` m down the steepest-descent path from the robot, if any."""
+        path = self.path(robot_xy, lookahead)
+        if path is None:
+            return None
+        return float(path[-1, 0]), float(path[-1, 1])
+
+    def path(self, robot_xy: tuple[float, float], length: float) -> np.ndarray | None:
+        """Odom points (K, 2) of the steepest-descent path from the robot's cell, `length` m long.
+
+        The first row is the robot's cell centre; the path ends early at the goal (its last
+        row is then the goal itself). None where the field is undefined at the robot.
+        """
         if self.field is None or self.origin is None or self.field_goal is None:
             return None
         res = self.config.resolution
@@ -269,18 +280,24 @@ class NavigationGrid:
         i, j = int(cell[0]), int(cell[1])
         if not (0 <= i < self.cells and 0 <= j < self.cells) or not np.isfinite(self.field[i, j]):
             return None
+        cells = [(i, j)]
         travelled = 0.0
-        while travelled < lookahead:
+        reached_goal = False
+        while travelled < length:
             best, best_value = None, self.field[i, j]
-            for di, dj, length in _NEIGHBOURS:
+            for di, dj, step in _NEIGHBOURS:
                 ni, nj = i + di, j + dj
                 if 0 <= ni < self.cells and 0 <= nj < self.cells:
                     value = self.field[ni, nj]
                     if np.isfinite(value) and value < best_value:
-                        best, best_value = (ni, nj, length), value
+                        best, best_value = (ni, nj, step), value
             if best is None:
-                return self.field_goal  # at the goal cell
+                reached_goal = True
+                break
             i, j = best[0], best[1]
+            cells.append((i, j))
             travelled += best[2] * res
-        centre = self.origin + (np.array([i, j], dtype=np.float64) + 0.5) * res
-        return float(centre[0]), float(centre[1])
+        points = self.origin + (np.asarray(cells, dtype=np.float64) + 0.5) * res
+        if reached_goal:
+            points = np.vstack((points, np.asarray(self.field_goal, dtype=np.float64)))
+        return points

@@ -54,6 +54,23 @@ def test_field_and_carrot_lead_around_a_wall():
     assert detour < straight  # moving toward the opening lowers the cost
 
 
+def test_path_descends_the_field_around_the_wall_to_the_goal():
+    grid = NavigationGrid(NavGridConfig(size=10.0))
+    assert grid.path((0.0, 0.0), 1.0) is None  # no field yet
+    grid.update(wall_points(1.0, -3.0, 1.0), (0.0, 0.0))
+    grid.compute_field((2.0, 0.0), (0.0, 0.0))
+    short = grid.path((0.0, 0.0), 0.8)
+    assert short is not None and np.allclose(short[0], (0.05, 0.05))  # the robot's cell
+    assert tuple(short[-1]) == grid.carrot((0.0, 0.0), 0.8)
+    whole = grid.path((0.0, 0.0), 20.0)
+    assert tuple(whole[-1]) == (2.0, 0.0)  # ends at the goal itself
+    costs = grid.cost_at(whole[:-1])
+    assert np.all(np.diff(costs) < 0.0)  # every step goes downhill
+    assert whole[:, 1].max() > 1.0  # over the top of the wall
+    clearance = np.abs(whole[:, 0] - 1.0)[whole[:, 1] < 1.0]
+    assert clearance.min() > 0.1  # never through it
+
+
 def test_beams_clear_obstacles_that_moved_away():
     grid = NavigationGrid(NavGridConfig(size=10.0))
     grid.update(np.array([[1.0, 0.0]]), (0.0, 0.0))
@@ -115,6 +132,20 @@ def test_controller_that_cannot_move_recovers_then_resumes():
     assert first * 0.05 == pytest.approx(1.0)
     assert all(r.startswith("recovery") for r in reasons[first : first + 10])
     assert not reasons[first + 10].startswith("recovery")
+    assert controller.recoveries == 1
+
+
+def test_holding_still_on_purpose_is_not_being_stuck():
+    guidance = GuidanceConfig(stuck_time=1.0, recovery_time=0.5, recovery_speed=0.08)
+    controller = FallbackController(guidance=guidance)
+    wall = wall_points(0.3, -0.6, 0.6)
+    for step in range(60):  # 3 s standing still, held on purpose (e.g. yielding) all along
+        controller.hold()
+        result = controller.compute(wall, (0.0, 0.0, 0.0), (3.0, 0.0), (0.0, 0.0), step * 0.05)
+        assert not result.reason.startswith("recovery")
+    assert controller.recoveries == 0
+    for step in range(60, 90):  # no longer held: the stuck timer runs from here
+        result = controller.compute(wall, (0.0, 0.0, 0.0), (3.0, 0.0), (0.0, 0.0), step * 0.05)
     assert controller.recoveries == 1
 
 

@@ -131,7 +131,9 @@ class ObservationBuilder:
     def __init__(self, spec: ObservationSpec) -> None:
         self.spec = spec
         self._resampler: ScanResampler | None = None
-        self._history: deque[np.ndarray] = deque(maxlen=spec.history_length)
+        # Every frame of the last (length - 1) * stride + 1 steps; every stride-th is used.
+        span = (spec.history_length - 1) * spec.history_stride + 1
+        self._history: deque[np.ndarray] = deque(maxlen=span)
 
     @property
     def size(self) -> int:
@@ -201,13 +203,17 @@ class ObservationBuilder:
         goal: Sequence[float],
         previous_action: Sequence[float] = (0.0, 0.0),
     ) -> np.ndarray:
-        """The full observation (frames stacked newest first), float32 of length `size`."""
+        """The full observation (frames stacked newest first), float32 of length `size`.
+
+        Until the history is full, the oldest frame stands in for the missing ones.
+        """
         current = self.frame(scan, pose, velocity, goal, previous_action)
         if not self._history:
-            self._history.extend([current] * self.spec.history_length)
+            self._history.extend([current] * self._history.maxlen)
         else:
             self._history.append(current)
-        return np.concatenate(list(reversed(self._history)))
+        newest_first = list(reversed(self._history))
+        return np.concatenate(newest_first[:: self.spec.history_stride])
 
 
 def _finite(values: Sequence[float], count: int, name: str) -> np.ndarray:

@@ -66,7 +66,8 @@ class VelocitySpec:
 class ObservationSpec:
     """Layout of one observation: scan sectors, goal (3), velocity (2), previous action (2).
 
-    With `history_length` > 1, that many frames are stacked, newest first.
+    With `history_length` > 1, that many frames are stacked, newest first, each
+    `history_stride` control steps older than the one before it (1: consecutive steps).
     """
 
     scan: ScanSpec
@@ -74,6 +75,7 @@ class ObservationSpec:
     velocity: VelocitySpec | None = VelocitySpec()
     previous_action: bool = False
     history_length: int = 1
+    history_stride: int = 1
 
     @property
     def frame_size(self) -> int:
@@ -118,6 +120,9 @@ class PolicyCard:
         """The card as plain JSON-ready data."""
         data = asdict(self)
         data["action"] = {k: list(v) for k, v in data["action"].items()}
+        if self.observation.history_stride == 1:
+            # Consecutive frames are the format's default: older readers keep reading it.
+            del data["observation"]["history_stride"]
         return data
 
     def to_json(self) -> str:
@@ -218,7 +223,7 @@ def card_from_dict(data: Any, source: str = "policy card") -> PolicyCard:
         _require(top, "observation", "", source),
         "observation",
         source,
-        {"scan", "goal", "velocity", "previous_action", "history_length"},
+        {"scan", "goal", "velocity", "previous_action", "history_length", "history_stride"},
     )
     scan = _section(
         _require(obs, "scan", "observation", source),
@@ -277,6 +282,7 @@ def card_from_dict(data: Any, source: str = "policy card") -> PolicyCard:
         velocity=velocity,
         previous_action=previous_action,
         history_length=_integer(obs.get("history_length", 1), "observation.history_length", source),
+        history_stride=_integer(obs.get("history_stride", 1), "observation.history_stride", source),
     )
     action = _section(_require(top, "action", "", source), "action", source, {"linear", "angular"})
     training = top.get("training", {})

@@ -171,6 +171,22 @@ def test_history_stacks_frames_newest_first():
     np.testing.assert_allclose(again[[4, 11, 18]], [5, 5, 5])
 
 
+def test_history_stride_spaces_the_stacked_frames():
+    spec = ObservationSpec(
+        scan=ScanSpec(4, 360.0, 4.0),
+        goal=GoalSpec(None),
+        velocity=None,
+        history_length=3,
+        history_stride=2,
+    )
+    builder = ObservationBuilder(spec)
+    built = [builder.build(make_scan(360, 360.0), ORIGIN, STILL, (d, 0)) for d in range(1, 8)]
+    assert built[0].shape == (21,)
+    np.testing.assert_allclose(built[0][[4, 11, 18]], [1, 1, 1])
+    np.testing.assert_allclose(built[2][[4, 11, 18]], [3, 1, 1])  # steps 3, 1 and before
+    np.testing.assert_allclose(built[6][[4, 11, 18]], [7, 5, 3])  # every second step
+
+
 @pytest.mark.parametrize(
     ("pose", "velocity", "goal", "name"),
     [

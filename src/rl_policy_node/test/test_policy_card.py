@@ -42,6 +42,18 @@ def test_observation_size_counts_every_term():
     assert stacked.observation.size == (16 + 3) * 3
 
 
+def test_history_stride_is_kept_and_consecutive_frames_stay_the_default():
+    card = small_card()
+    spaced = card.with_updates(
+        observation=ObservationSpec(scan=card.observation.scan, history_length=3, history_stride=5)
+    )
+    assert PolicyCard.from_json(spaced.to_json()) == spaced
+    assert json.loads(spaced.to_json())["observation"]["history_stride"] == 5
+    # A card with consecutive frames is written as before the stride existed.
+    assert "history_stride" not in json.loads(card.to_json())["observation"]
+    assert spaced.observation.size == spaced.observation.frame_size * 3
+
+
 def _mutated(path: str, value: object) -> dict:
     data = json.loads(small_card().to_json())
     *parents, leaf = path.split(".")
@@ -69,6 +81,7 @@ def _mutated(path: str, value: object) -> dict:
         ("observation.scan.extra", 1, "unknown field(s) extra"),
         ("observation.goal.distance_cap", "far", "must be a number"),
         ("observation.history_length", 0, "must be >= 1"),
+        ("observation.history_stride", 0, "observation.history_stride: must be >= 1"),
         ("observation.previous_action", "yes", "must be true/false"),
         ("action.linear", [0.2], "must be [value_at_-1, value_at_+1]"),
         ("action.angular", [1.0, 1.0], "same velocity"),

@@ -1,4 +1,4 @@
-"""Benchmark: environment steps per second, single env, vectorized, and inside PPO training.
+"""Benchmark: env steps per second: single, vectorized, DAgger collection, PPO training.
 
 Run: python src/rl_training/bench/bench_env.py --out /tmp/bench
 """
@@ -17,6 +17,7 @@ import numpy as np  # noqa: E402
 from benchlib import bench_arguments, summarize, write_results  # noqa: E402
 
 from rl_training.config import load_config  # noqa: E402
+from rl_training.imitation import CollectJob, Normalizer, collector  # noqa: E402
 from rl_training.nav_env import NavEnv  # noqa: E402
 from rl_training.train import make_vec_env, train  # noqa: E402
 
@@ -59,6 +60,31 @@ def vectorized_rates(config, windows: int) -> list[float]:
     return rates
 
 
+def collection_rate(config, steps: int, workers: int) -> float:
+    """Expert-labelled env steps/s of a DAgger iteration (the run's expert and filter)."""
+    size = int(np.prod(NavEnv(config.env).observation_space.shape))
+    shares = np.array_split(np.arange(steps), workers)
+    jobs = [
+        CollectJob(
+            env_config=config.env,
+            steps=len(share),
+            pretrain=config.pretrain,
+            beta=1.0,
+            learner_noise=config.pretrain.learner_noise,
+            stage_weights=config.pretrain.stage_weights,
+            seed=(1, 0, worker),
+            actor=None,
+            normalizer=Normalizer.identity(size),
+        )
+        for worker, share in enumerate(shares)
+    ]
+    with collector(workers) as pool:
+        pool.run(jobs[:1])  # start the worker processes before timing
+        start = time.perf_counter()
+        pool.run(jobs)
+        return steps / (time.perf_counter() - start)
+
+
 def training_rate(config, steps: int) -> float:
     """Env steps/s of a short PPO run (rollouts + updates), as training sees them."""
     raw = {k: v for k, v in config.raw.items() if k != "pretrain"}
@@ -90,6 +116,12 @@ def main() -> None:
             vectorized_rates(config, 10), "steps/s"
         ),
     }
+    for workers in (1, config.pretrain.workers):
+        figures[f"dagger_collection_{workers}_workers_steps_per_s"] = {
+            "unit": "steps/s",
+            "value": collection_rate(config, 6000, workers),
+            "count": 1,
+        }
     rate = training_rate(config, 4096)
     figures["ppo_training_steps_per_s"] = {"unit": "steps/s", "value": rate, "count": 1}
     write_results("rl_training_env", figures, args.out)

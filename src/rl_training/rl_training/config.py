@@ -32,6 +32,12 @@ class PretrainConfig:
     expert: str = "dwa"  # hybrid_fallback's DWA guided by its navigation grid
     expert_safety_margin: float = 0.03  # m the expert keeps between footprint and obstacles
     privileged_expert: bool = False  # the expert sees moving obstacles' true motion
+    # The expert knows the moving obstacles' loops and waits before a lane it would share
+    # with one (rl_training.yielding); implies privileged_expert.
+    yield_to_moving: bool = False
+    # Every executed command passes the deployed safety filter core, so the learner visits
+    # (and is labelled in) the states the filter leads it into behind the stack.
+    safety_filter: bool = False
     iterations: int = 6
     steps_per_iteration: int = 20_000  # env steps per DAgger iteration (all workers)
     beta_decay: float = 0.5
@@ -51,7 +57,7 @@ class PretrainConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown setting(s) {', '.join(unknown)}")
-        for key in ("enabled", "privileged_expert"):
+        for key in ("enabled", "privileged_expert", "yield_to_moving", "safety_filter"):
             if not isinstance(values.get(key, False), bool):
                 raise ValueError(f"{key}: must be true or false, got {values[key]!r}")
         if values.get("expert", "dwa") not in EXPERTS:

@@ -145,6 +145,11 @@ class SafetyFilteredController(Controller):
     def command(self, env: NavEnv, observation: np.ndarray) -> tuple[float, float, bool]:
         """The filtered command and whether the filter intervened for safety."""
         v, w, _ = self.inner.command(env, observation)
+        self.last_action = self.inner.last_action
+        return self.filtered(env, v, w)
+
+    def filtered(self, env: NavEnv, v: float, w: float) -> tuple[float, float, bool]:
+        """A (v, w) request through the filter now, with the env's scan and odometry."""
         now = env.sim.time
         odom = env.sim.odometry()
         if env.scan.stamp != self._scan_stamp:  # a new scan, as the node receives it
@@ -153,7 +158,6 @@ class SafetyFilteredController(Controller):
         self.filter.set_odometry(odom.v, odom.w, now)
         self.filter.set_command(v, w, now)
         out = self.filter.step(now)
-        self.last_action = self.inner.last_action
         return out.linear, out.angular, bool(out.reasons & SAFETY_REASONS)
 
 

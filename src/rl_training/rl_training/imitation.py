@@ -9,6 +9,12 @@ mean is then fitted to all data so far (behaviour cloning, MSE). At the end the 
 normalizer (VecNormalize statistics) is fitted from the data and the critic is regressed on
 the rollouts' discounted (normalized) returns, so PPO starts with a warm actor and critic.
 
+Two options shape what the learner is taught. `yield_to_moving` gives the expert the
+simulator's moving-obstacle loops, so it waits clear of a lane instead of meeting a
+cylinder in it (`rl_training.yielding`). `safety_filter` sends every executed command
+through the deployed safety filter core, so the learner also visits, and is labelled in,
+the states the filter brakes it into behind the real stack.
+
 Collection uses `workers` processes; every episode is seeded from the run seed, the
 iteration, the worker and the episode index, so a run is reproducible.
 """
@@ -16,10 +22,11 @@ iteration, the worker and the episode index, so a run is reproducible.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import math
 import multiprocessing
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -28,11 +35,17 @@ import torch
 
 from hybrid_fallback.dwa import DwaPlanner
 from hybrid_fallback.fallback import FallbackController
-from rl_policy_node.action_scaling import velocity_to_action
+from rl_policy_node.action_scaling import action_to_velocity, velocity_to_action
 from rl_policy_node.policy_card import ActionSpec
 from rl_training.config import PretrainConfig
-from rl_training.evaluate import DwaController, scan_points
+from rl_training.evaluate import (
+    Controller,
+    DwaController,
+    SafetyFilteredController,
+    scan_points,
+)
 from rl_training.nav_env import EnvConfig, NavEnv
+from rl_training.yielding import MoverForecast, YieldConfig, decide
 
 OBS_EPSILON = 1e-8  # VecNormalize's epsilon
 OBS_CLIP = 10.0  # VecNormalize's default clip_obs
@@ -152,13 +165,45 @@ class ExpertDwa(DwaController):
     name = "expert_dwa"
     MOVING_POINT_MARGIN = 0.06  # m around a moving obstacle whose scan points are its own
 
-    def __init__(self, safety_margin: float, privileged: bool = False) -> None:
+    def __init__(
+        self, safety_margin: float, privileged: bool = False, yielding: YieldConfig | None = None
+    ) -> None:
         super().__init__()
         self.safety_margin = safety_margin
-        self.privileged = privileged
+        self.privileged = privileged or yielding is not None
+        self.yielding = yielding
+        self.forecast: MoverForecast | None = None
+        self.waiting_steps = 0
 
     def command(self, env: NavEnv, observation: np.ndarray) -> tuple[float, float, bool]:
         """The expert's (v, w); privileged: with the moving obstacles' ground truth."""
+        v, w, intervened = self._dwa_command(env, observation)
+        if self.yielding is None or not self.forecast or self.guided is None:
+            return v, w, intervened
+        odom = env.sim.odometry()
+        path = self.guided.grid.path(
+            (odom.x, odom.y), self.yielding.cruise_speed * self.yielding.horizon
+        )
+        true_pose = env.sim.pose
+        odom_pose = (odom.x, odom.y, odom.yaw)
+        base_points = scan_points(env).points
+        decision = decide(
+            true_pose,
+            None if path is None else odom_to_world(path, odom_pose, true_pose),
+            env.sim.time,
+            self.forecast,
+            env.robot.footprint_radius,
+            self.yielding,
+            self.guided.planner.config.max_angular_velocity,
+            obstacles=odom_to_world(base_points, (0.0, 0.0, 0.0), true_pose),
+        )
+        if not decision.wait:
+            return v, w, intervened
+        self.waiting_steps += 1
+        self.guided.hold()
+        return decision.linear, decision.angular, False
+
+    def _dwa_command(self, env: NavEnv, observation: np.ndarray) -> tuple[float, float, bool]:
         movers = env.sim.moving_obstacles() if self.privileged else np.zeros((0, 5))
         if not len(movers) or self.guided is None:
             return super().command(env, observation)
@@ -178,6 +223,8 @@ class ExpertDwa(DwaController):
     def reset(self, env: NavEnv) -> None:
         """The baseline's planner for the env, with this expert's safety margin."""
         super().reset(env)
+        movers = env.task.world.moving_cylinders if env.task is not None else ()
+        self.forecast = MoverForecast(movers) if self.yielding is not None else None
         if self.guided is not None:
             config = replace(self.guided.planner.config, safety_margin=self.safety_margin)
             self.guided = FallbackController(dwa=config)
@@ -188,11 +235,28 @@ class ExpertDwa(DwaController):
             )
 
 
+def odom_to_world(
+    points: np.ndarray, odom_pose: tuple[float, float, float], true_pose: tuple[float, float, float]
+) -> np.ndarray:
+    """Odom-frame points (N, 2) in the world frame, given the robot's pose in both."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    turn = true_pose[2] - odom_pose[2]
+    c, s = math.cos(turn), math.sin(turn)
+    rel = pts - (odom_pose[0], odom_pose[1])
+    return np.column_stack(
+        (c * rel[:, 0] - s * rel[:, 1] + true_pose[0], s * rel[:, 0] + c * rel[:, 1] + true_pose[1])
+    )
+
+
 def make_expert(config: PretrainConfig) -> DwaController:
     """The expert controller a pretrain config names."""
     if config.expert != "dwa":
         raise ValueError(f"unknown expert {config.expert!r}")
-    return ExpertDwa(config.expert_safety_margin, privileged=config.privileged_expert)
+    return ExpertDwa(
+        config.expert_safety_margin,
+        privileged=config.privileged_expert,
+        yielding=YieldConfig() if config.yield_to_moving else None,
+    )
 
 
 _WORKER_ENVS: dict[EnvConfig, NavEnv] = {}
@@ -210,6 +274,7 @@ def collect(job: CollectJob) -> Rollouts:
     torch.set_num_threads(1)
     env = _worker_env(job.env_config)
     expert = make_expert(job.pretrain)
+    shield = SafetyFilteredController(Controller()) if job.pretrain.safety_filter else None
     rng = np.random.default_rng(list(job.seed))
     weights = np.asarray(job.stage_weights, dtype=np.float64)
     weights = weights / weights.sum()
@@ -219,6 +284,8 @@ def collect(job: CollectJob) -> Rollouts:
         env.set_stage(int(rng.choice(len(weights), p=weights)))
         observation, _ = env.reset(seed=int(rng.integers(0, 2**31 - 1)))
         expert.reset(env)
+        if shield is not None:
+            shield.reset(env)
         episodes += 1
         while True:
             v, w, _ = expert.command(env, observation)
@@ -234,7 +301,14 @@ def collect(job: CollectJob) -> Rollouts:
             observations.append(observation)
             labels.append(label)
             driven.append(use_expert)
-            observation, reward, terminated, truncated, info = env.step(action)
+            if shield is None:
+                observation, reward, terminated, truncated, info = env.step(action)
+            else:
+                request = (v, w) if use_expert else action_to_velocity(action, env.card.action)
+                filtered_v, filtered_w, _ = shield.filtered(env, *request)
+                observation, reward, terminated, truncated, info = env.step_velocity(
+                    filtered_v, filtered_w, action
+                )
             rewards.append(reward)
             done = terminated or truncated or len(observations) >= job.steps
             ends.append(done)
@@ -333,6 +407,17 @@ def fit_regression(
     return loss_sum / max(batches, 1)
 
 
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with `count` torch threads (the collection workers are idle then)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(count, 1))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def actor_loss(policy: Any, normalizer: Normalizer, data: Rollouts) -> float:
     """MSE between the policy's action mean and the expert labels on `data`."""
     with torch.no_grad():
@@ -374,6 +459,16 @@ class _Collector:
             self.pool.shutdown()
 
 
+@contextlib.contextmanager
+def collector(workers: int) -> Iterator[_Collector]:
+    """A collection pool of `workers` processes (in this process for one), closed after."""
+    pool = _Collector(workers)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
 def dagger(
     policy: Any,
     env_config: EnvConfig,
@@ -392,10 +487,9 @@ def dagger(
     actor = _Actor(policy)
     size = int(np.prod(policy.observation_space.shape))
     normalizer = Normalizer.identity(size)
-    collector = _Collector(config.workers)
     parts: list[Rollouts] = []
     iterations = []
-    try:
+    with collector(config.workers) as pool:
         for iteration in range(config.iterations):
             beta = 1.0 if iteration == 0 else config.beta_decay**iteration
             learner = None
@@ -419,19 +513,20 @@ def dagger(
                 for worker, share in enumerate(shares)
                 if len(share)
             ]
-            collected = Rollouts.concatenate(collector.run(jobs))
+            collected = Rollouts.concatenate(pool.run(jobs))
             parts.append(collected)
             data = Rollouts.concatenate(parts)
             normalizer = Normalizer.fit(data.observations)
-            loss = fit_regression(
-                actor,
-                normalizer(data.observations),
-                data.expert_actions,
-                config.epochs,
-                config.batch_size,
-                config.learning_rate,
-                seed + iteration,
-            )
+            with torch_threads(config.workers):
+                loss = fit_regression(
+                    actor,
+                    normalizer(data.observations),
+                    data.expert_actions,
+                    config.epochs,
+                    config.batch_size,
+                    config.learning_rate,
+                    seed + iteration,
+                )
             record = {
                 "iteration": iteration,
                 "beta": round(beta, 4),
@@ -446,8 +541,6 @@ def dagger(
             iterations.append(record)
             if progress is not None:
                 progress("pretrain: " + ", ".join(f"{k} {v}" for k, v in record.items()))
-    finally:
-        collector.close()
     data = Rollouts.concatenate(parts)
     running = running_returns(data.rewards, data.episode_ends, gamma)
     return_variance = float(np.var(running))
@@ -457,15 +550,16 @@ def dagger(
         targets = discounted_returns(
             np.clip(data.rewards * scale, -OBS_CLIP, OBS_CLIP), data.episode_ends, gamma
         )
-        critic_loss = fit_regression(
-            _Critic(policy),
-            normalizer(data.observations),
-            targets,
-            config.critic_epochs,
-            config.batch_size,
-            config.learning_rate,
-            seed + 10_000,
-        )
+        with torch_threads(config.workers):
+            critic_loss = fit_regression(
+                _Critic(policy),
+                normalizer(data.observations),
+                targets,
+                config.critic_epochs,
+                config.batch_size,
+                config.learning_rate,
+                seed + 10_000,
+            )
         if progress is not None:
             progress(f"pretrain: critic loss {critic_loss:.5f}")
     summary = {

@@ -57,7 +57,9 @@ class EnvConfig:
     scan_range_cap: float = 3.5
     goal_distance_cap: float = 5.0
     previous_action: bool = True
+    velocity: bool = True  # measured linear and angular velocity are part of each frame
     history_length: int = 1
+    history_stride: int = 1  # control steps between stacked frames
     linear_velocity: tuple[float, float] = (0.0, 0.22)  # m/s at action -1 and +1
     angular_velocity: tuple[float, float] = (-2.0, 2.0)  # rad/s at action -1 and +1
     randomize: bool = True
@@ -110,9 +112,12 @@ class EnvConfig:
             goal=GoalSpec(distance_cap=self.goal_distance_cap),
             velocity=VelocitySpec(
                 linear_scale=robot.max_linear_velocity, angular_scale=robot.max_angular_velocity
-            ),
+            )
+            if self.velocity
+            else None,
             previous_action=self.previous_action,
             history_length=self.history_length,
+            history_stride=self.history_stride,
         )
 
     def action_spec(self) -> ActionSpec:

@@ -3,12 +3,19 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from rl_training_test_support import tiny_config
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from rl_policy_node.action_scaling import action_to_velocity
 from rl_training.config import PretrainConfig, config_from_mapping, load_config
-from rl_training.evaluate import DwaController
+from rl_training.evaluate import (
+    EVALUATION_SEED,
+    DwaController,
+    SafetyFilteredController,
+    evaluation_tasks,
+    run_episode,
+)
 from rl_training.export import run_files
 from rl_training.imitation import (
     CollectJob,
@@ -152,6 +159,8 @@ def test_pretrain_section_validates():
         ({"bogus": 1}, "pretrain: unknown setting"),
         ({"workers": True}, "pretrain: workers"),
         ({"expert_safety_margin": -0.1}, "pretrain: expert_safety_margin: must be in"),
+        ({"yield_to_moving": 1}, "pretrain: yield_to_moving: must be true or false"),
+        ({"safety_filter": "on"}, "pretrain: safety_filter: must be true or false"),
     ]
     for section, message in bad:
         with pytest.raises(ValueError, match=message):
@@ -203,3 +212,47 @@ def test_moving_obstacles_are_moved_into_the_base_frame_and_their_points_dropped
     points = np.array([[1.0, 0.21], [1.25, 0.0], [2.0, 2.0]])
     kept = without_moving_points(points, base, margin=0.06)
     np.testing.assert_allclose(kept, [[2.0, 2.0]])
+
+
+@pytest.mark.parametrize("leg", [0, 2])
+def test_the_yielding_expert_waits_for_the_dynamic_worlds_crossing_cylinders(leg):
+    # Legs 0 and 2 of `dynamic` are the ones where a cylinder faster than the robot crosses
+    # the robot's path just as it gets there (the plain DWA is hit on most of them).
+    expert = make_expert(PretrainConfig(yield_to_moving=True))
+    assert expert.privileged and expert.yielding is not None
+    shielded = SafetyFilteredController(expert)
+    env = NavEnv(EnvConfig(randomize=True))
+    tasks = evaluation_tasks("dynamic", 4, env.task_settings, EVALUATION_SEED)
+    result = run_episode(env, shielded, tasks[leg], 17 + leg, "expert", "dynamic")
+    assert result.outcome == "success"
+    assert expert.waiting_steps > 0  # it got there by yielding, not by luck
+
+
+class _StraightAhead(torch.nn.Module):
+    """A learner that always asks for full speed straight ahead."""
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tensor([[1.0, 0.0]]).expand(obs.shape[0], 2)
+
+
+@pytest.mark.parametrize("filtered", [False, True])
+def test_with_the_safety_filter_in_the_loop_the_learner_is_stopped_before_obstacles(filtered):
+    job = CollectJob(
+        env_config=EnvConfig(),
+        steps=1500,
+        pretrain=PretrainConfig(safety_filter=filtered),
+        beta=0.0,
+        learner_noise=0.0,
+        stage_weights=(0.0, 0.0, 1.0, 0.0),
+        seed=(4, 1, 0),
+        actor=_StraightAhead(),
+        normalizer=Normalizer.identity(43),
+    )
+    data = collect(job)
+    assert not data.expert_driven.any()
+    if filtered:
+        # Every state is still labelled by the expert, now including the braked ones.
+        assert data.collisions == 0 and len(data) == 1500
+        assert np.all(np.abs(data.expert_actions) <= 1.0)
+    else:
+        assert data.collisions > 0

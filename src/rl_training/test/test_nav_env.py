@@ -66,6 +66,27 @@ def test_observation_is_the_shared_builders_vector():
     assert env.observation_space.contains(obs)
 
 
+def test_spaced_frames_without_velocity_or_previous_action_pass_the_checker():
+    config = EnvConfig(
+        stage=3, velocity=False, previous_action=False, history_length=4, history_stride=5
+    )
+    env = NavEnv(config)
+    spec = env.card.observation
+    assert spec.velocity is None and not spec.previous_action
+    assert (spec.history_length, spec.history_stride) == (4, 5)
+    assert env.observation_space.shape == ((36 + 3) * 4,)
+    check_env(env, skip_render_check=True)
+    obs, _ = env.reset(seed=3, options={"task": task()})
+    frames = [obs]
+    for _ in range(10):
+        obs, *_ = env.step(np.array([1.0, 0.0], dtype=np.float32))
+        frames.append(obs)
+    # The newest frame's goal distance is the one the frame 5 steps older held newest.
+    distance = 36  # index of the goal distance term in a frame
+    assert frames[10][39 + distance] == frames[5][distance]
+    assert frames[10][distance] < frames[5][distance]
+
+
 def test_actions_are_scaled_by_the_card_and_clipped():
     env = NavEnv(EnvConfig(randomize=False))
     env.reset(seed=0, options={"task": task()})
