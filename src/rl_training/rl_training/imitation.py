@@ -159,7 +159,9 @@ class ExpertDwa(DwaController):
     A margin at least the safety filter's keeps the demonstrated paths outside the zone where
     the deployed filter brakes. With `privileged` the expert also knows where the moving
     obstacles are and how they move (simulator ground truth, which the student never
-    sees): it plans against their predicted positions instead of their scan points.
+    sees): it plans against their predicted positions instead of their scan points. With
+    `yielding` it also knows their loops and waits clear of a lane it would otherwise share
+    with one (`rl_training.yielding.decide`); `waiting_steps` counts the steps it yielded.
     """
 
     name = "expert_dwa"
@@ -176,7 +178,7 @@ class ExpertDwa(DwaController):
         self.waiting_steps = 0
 
     def command(self, env: NavEnv, observation: np.ndarray) -> tuple[float, float, bool]:
-        """The expert's (v, w); privileged: with the moving obstacles' ground truth."""
+        """The expert's (v, w): the DWA's, or the yielding rule's while it waits."""
         v, w, intervened = self._dwa_command(env, observation)
         if self.yielding is None or not self.forecast or self.guided is None:
             return v, w, intervened
