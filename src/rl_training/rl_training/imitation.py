@@ -191,13 +191,13 @@ class ExpertDwa(DwaController):
         base_points = scan_points(env).points
         decision = decide(
             true_pose,
-            None if path is None else odom_to_world(path, odom_pose, true_pose),
+            None if path is None else frame_to_world(path, odom_pose, true_pose),
             env.sim.time,
             self.forecast,
             env.robot.footprint_radius,
             self.yielding,
             self.guided.planner.config.max_angular_velocity,
-            obstacles=odom_to_world(base_points, (0.0, 0.0, 0.0), true_pose),
+            obstacles=frame_to_world(base_points, (0.0, 0.0, 0.0), true_pose),
         )
         if not decision.wait:
             return v, w, intervened
@@ -237,14 +237,17 @@ class ExpertDwa(DwaController):
             )
 
 
-def odom_to_world(
-    points: np.ndarray, odom_pose: tuple[float, float, float], true_pose: tuple[float, float, float]
+def frame_to_world(
+    points: np.ndarray,
+    frame_pose: tuple[float, float, float],
+    true_pose: tuple[float, float, float],
 ) -> np.ndarray:
-    """Odom-frame points (N, 2) in the world frame, given the robot's pose in both."""
+    """Points (N, 2) of a frame (odom; or the base, where the robot is at (0, 0, 0)) in the
+    world frame, given the robot's pose in that frame and in the world."""
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    turn = true_pose[2] - odom_pose[2]
+    turn = true_pose[2] - frame_pose[2]
     c, s = math.cos(turn), math.sin(turn)
-    rel = pts - (odom_pose[0], odom_pose[1])
+    rel = pts - (frame_pose[0], frame_pose[1])
     return np.column_stack(
         (c * rel[:, 0] - s * rel[:, 1] + true_pose[0], s * rel[:, 0] + c * rel[:, 1] + true_pose[1])
     )

@@ -54,11 +54,23 @@ class MoverForecast:
 
     def positions(self, times: np.ndarray) -> np.ndarray:
         """(M, T, 2) positions of the M movers at the T absolute times."""
-        out = np.zeros((len(self.loops), len(times), 2))
-        for m, loop in enumerate(self.loops):
-            for k, t in enumerate(times):
-                out[m, k] = loop.position(float(t))
-        return out
+        if not self.loops:
+            return np.zeros((0, len(times), 2))
+        return np.stack([loop.positions(times) for loop in self.loops])
+
+
+def point_ahead(points: np.ndarray, origin: np.ndarray, distance: float = 0.05) -> np.ndarray:
+    """The first of `points` (K, 2) farther than `distance` from `origin`, else the last."""
+    far = np.hypot(points[:, 0] - origin[0], points[:, 1] - origin[1]) > distance
+    return points[int(np.argmax(far))] if far.any() else points[-1]
+
+
+def _turn_toward(
+    pose: tuple[float, float, float], target: np.ndarray, config: YieldConfig, max_angular: float
+) -> tuple[float, float]:
+    """(heading error to `target`, the turn rate that closes it) for a robot at `pose`."""
+    error = math.remainder(math.atan2(target[1] - pose[1], target[0] - pose[0]) - pose[2], math.tau)
+    return error, float(np.clip(config.wait_turn_gain * error, -max_angular, max_angular))
 
 
 def path_schedule(
@@ -73,9 +85,7 @@ def path_schedule(
     pts = np.asarray(path, dtype=np.float64).reshape(-1, 2)
     if len(pts) < 2:
         return np.repeat(pts[:1], len(instants), axis=0)
-    offsets = np.hypot(pts[:, 0] - pts[0, 0], pts[:, 1] - pts[0, 1])
-    ahead = int(np.argmax(offsets > 0.05)) if (offsets > 0.05).any() else len(pts) - 1
-    dx, dy = pts[ahead] - pts[0]
+    dx, dy = point_ahead(pts, pts[0]) - pts[0]
     error = abs(math.remainder(math.atan2(dy, dx) - yaw, math.tau))
     turn_time = error / config.turn_rate
     arc = np.concatenate(([0.0], np.cumsum(np.hypot(*np.diff(pts, axis=0).T))))
@@ -151,11 +161,9 @@ def _steer(
     pose: tuple[float, float, float], target: np.ndarray, config: YieldConfig, max_angular: float
 ) -> tuple[float, float]:
     """Turn toward `target`; drive at cruise speed once roughly facing it."""
-    dx, dy = target[0] - pose[0], target[1] - pose[1]
-    if math.hypot(dx, dy) < 0.05:
+    if math.hypot(target[0] - pose[0], target[1] - pose[1]) < 0.05:
         return 0.0, 0.0
-    error = math.remainder(math.atan2(dy, dx) - pose[2], math.tau)
-    angular = float(np.clip(config.wait_turn_gain * error, -max_angular, max_angular))
+    error, angular = _turn_toward(pose, target, config, max_angular)
     linear = config.cruise_speed if abs(error) < 0.3 else 0.0
     return linear, angular
 
@@ -195,8 +203,9 @@ def decide(
     movers = forecast.positions(now + instants)
     points = np.zeros((0, 2)) if obstacles is None else np.asarray(obstacles).reshape(-1, 2)
     here = np.array([x, y])
-    best, best_margin = None, -math.inf
-    for index, spot in enumerate(aside_spots(pose, config)):
+    spots = aside_spots(pose, config)
+    best, best_margin = None, -math.inf  # index into spots (0: stay here) and its margin
+    for index, spot in enumerate(spots):
         if index and not segment_clear(
             here, spot, points, footprint_radius + config.static_clearance
         ):
@@ -206,18 +215,15 @@ def decide(
             schedule, movers, forecast.radii, footprint_radius, config.clearance
         )
         if margin >= 0.0:
-            best, best_margin = spot, margin
+            best, best_margin = index, margin
             break  # spots come nearest first
         if margin > best_margin:
-            best, best_margin = spot, margin
+            best, best_margin = index, margin
     if best is None or (best_margin < 0.0 and best_margin <= go_margin):
         return YieldDecision(wait=False, go_margin=go_margin, wait_margin=best_margin)
-    if best[0] == x and best[1] == y:
-        pts = np.asarray(path, dtype=np.float64).reshape(-1, 2)
-        far = np.hypot(pts[:, 0] - x, pts[:, 1] - y) > 0.05
-        target = pts[int(np.argmax(far))] if far.any() else pts[-1]
-        error = math.remainder(math.atan2(target[1] - y, target[0] - x) - yaw, math.tau)
-        angular = float(np.clip(config.wait_turn_gain * error, -max_angular, max_angular))
+    if best == 0:  # wait here, turned toward the path
+        target = point_ahead(np.asarray(path, dtype=np.float64).reshape(-1, 2), here)
+        _, angular = _turn_toward(pose, target, config, max_angular)
         return YieldDecision(True, 0.0, angular, go_margin, best_margin)
-    linear, angular = _steer(pose, best, config, max_angular)
+    linear, angular = _steer(pose, spots[best], config, max_angular)
     return YieldDecision(True, linear, angular, go_margin, best_margin)

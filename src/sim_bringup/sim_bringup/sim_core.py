@@ -126,6 +126,20 @@ class WaypointLoop:
         fraction = (s - start) / length if length > 0.0 else 0.0
         return (x0 + fraction * dx, y0 + fraction * dy)
 
+    def positions(self, times: np.ndarray) -> np.ndarray:
+        """`position` at many times at once: (T, 2), the same arithmetic element-wise."""
+        t = np.asarray(times, dtype=np.float64).reshape(-1)
+        x0, y0 = self.segments[0][0], self.segments[0][1]
+        if self.perimeter <= 0.0 or self.speed <= 0.0:
+            return np.tile((x0, y0), (len(t), 1)).astype(np.float64)
+        table = np.asarray(self.segments, dtype=np.float64)
+        s = np.mod(self.speed * t, self.perimeter)
+        index = np.maximum(np.searchsorted(self.starts, s, side="right") - 1, 0)
+        start_x, start_y, dx, dy, length, start = table[index].T
+        safe = np.where(length > 0.0, length, 1.0)
+        fraction = np.where(length > 0.0, (s - start) / safe, 0.0)
+        return np.column_stack((start_x + fraction * dx, start_y + fraction * dy))
+
     def velocity(self, time: float) -> tuple[float, float]:
         """The obstacle's velocity (m/s) at `time`: along its current segment."""
         if self.perimeter <= 0.0 or self.speed <= 0.0:

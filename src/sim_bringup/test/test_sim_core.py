@@ -295,6 +295,21 @@ def test_step_time_does_not_drift(robot):
     assert sim.time == pytest.approx(300 * 0.0123, abs=PHYSICS_TIMESTEP)
 
 
+@pytest.mark.parametrize(
+    ("waypoints", "speed"),
+    [
+        (((0.0, 0.0), (2.0, 0.0), (2.0, 1.0), (0.0, 1.0)), 0.3),
+        (((1.0, 1.0), (1.0, 1.0), (3.0, 1.0)), 0.25),  # a zero-length segment
+        (((0.5, 0.5), (1.5, 0.5)), 0.0),  # standing still
+    ],
+)
+def test_loop_positions_at_many_times_equal_position_at_each(waypoints, speed):
+    loop = WaypointLoop(waypoints, speed)
+    times = np.concatenate((np.linspace(0.0, 60.0, 601), [1e-9, 123.456, 1e4]))
+    expected = [list(loop.position(float(t))) for t in times]
+    assert loop.positions(times).tolist() == expected  # the same arithmetic, bit for bit
+
+
 def test_moving_obstacles_follow_waypoint_loops(robot):
     loop = WaypointLoop(((0.0, 0.0), (2.0, 0.0)), speed=0.5)
     assert loop.position(0.0) == (0.0, 0.0)
