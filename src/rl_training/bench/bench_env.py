@@ -79,7 +79,8 @@ def collection_rate(config, steps: int, workers: int) -> float:
         for worker, share in enumerate(shares)
     ]
     with collector(workers) as pool:
-        pool.run(jobs[:1])  # start the worker processes before timing
+        # A one-step job per worker starts every process and loads its env, untimed.
+        pool.run([replace(job, steps=1) for job in jobs])
         start = time.perf_counter()
         pool.run(jobs)
         return steps / (time.perf_counter() - start)
