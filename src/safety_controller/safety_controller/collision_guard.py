@@ -29,6 +29,8 @@ from safety_controller.limits import TINY
 TWO_PI = 2.0 * math.pi
 # Radii of curvature beyond this are treated as straight lines (error < 1 mm over 10 m).
 STRAIGHT_RADIUS = 1e5
+# Samples along the path that check touching points for a later contact.
+COMEBACK_SAMPLES = 32
 # A point within this distance of the inflated outline counts as touching it.
 CONTACT_TOLERANCE = 1e-9
 
@@ -200,9 +202,39 @@ def free_path(
         moved = to_moved_frame(points[touching], *pose_along(v, w, step))
         if np.any(footprint.clearance(moved) < clearance[touching] - 1e-12):
             return 0.0
+        comeback = _return_of_touching(
+            points[touching], clearance[touching], footprint, v, w, horizon
+        )
         points = points[~touching]
+    else:
+        comeback = math.inf
     contact = float(np.min(first_contacts(points, footprint, v, w), initial=math.inf))
+    contact = min(contact, comeback)
     return contact if contact < horizon else math.inf
+
+
+def _return_of_touching(
+    points: np.ndarray,
+    clearance: np.ndarray,
+    footprint: Footprint,
+    v: float,
+    w: float,
+    horizon: float,
+) -> float:
+    """Free p for touching points the motion first moves away from.
+
+    Turning can swing another part of the outline (a corner) back onto them; the path is
+    sampled up to `horizon` and the sample before the first one that is deeper than now
+    is the free path (conservative by one sample).
+    """
+    if not math.isfinite(horizon):
+        return math.inf
+    samples = np.linspace(0.0, horizon, COMEBACK_SAMPLES + 1)
+    for index in range(1, samples.size):
+        moved = to_moved_frame(points, *pose_along(v, w, float(samples[index])))
+        if np.any(footprint.clearance(moved) < clearance - 1e-12):
+            return float(samples[index - 1])
+    return math.inf
 
 
 def guard_command(

@@ -3,17 +3,30 @@
 Every call takes an explicit `now` (seconds, any monotonic clock); the filter never reads
 a clock itself. One `step(now)` turns the latest request into the command to publish:
 
-1. latched e-stop or a non-finite request -> zero at once;
-2. no request for `velocity_timeout`, or no usable scan (none, older than
-   `source_timeout`, or blind) -> brake to zero at emergency_decel along the current arc;
-3. otherwise: velocity limits (curvature kept) -> acceleration limits against the current
-   velocity over the real elapsed time -> collision guard scale. If the guard asks for a
-   faster slow-down than emergency_decel allows, the filter brakes at emergency_decel along
-   the current arc instead, which the previous step's guard already proved safe.
+1. latched e-stop, a non-finite request or a non-finite `now` -> zero at once;
+2. no request for `velocity_timeout`, or no usable scan (none, rejected by the scan
+   validator, older than `source_timeout`, blind, or without any return for that long)
+   -> brake to zero at emergency_decel along the current arc;
+3. otherwise: velocity limits (curvature kept) -> acceleration limits against the
+   previous output over the elapsed time -> collision guard scale. If the guard asks for
+   a faster slow-down than emergency_decel allows, the filter brakes at emergency_decel
+   along the current arc instead, which the previous step's guard already proved safe.
 
-The current velocity is odometry when `closed_loop` and odometry is fresh, otherwise the
-last output. Scan points are carried forward by dead reckoning on that velocity, so an
-older scan is still used in the robot's present frame.
+Time cannot make it faster: ramps start from the previous output (never from odometry),
+over max(0, elapsed) capped at `max_step`; a clock that goes back starts a new time base
+without a step up; a repeated `now` can only repeat or lower the output, and such a repeat
+is marked `hold` so the shell does not re-send it (re-sending would refresh the base's
+command watchdog without a new certificate: with a stalled clock the base then stops on
+its own horizon, which the guard's reaction budget covers).
+
+What the guard treats as an obstacle: the scan's returns (a -inf return is something
+anywhere between the sensor and range_min along its beam), and the edges of space the
+lidar does not see (outside its field of view, long runs without a measurement) unless an
+earlier scan, dead-reckoned and at most `memory_time` old, saw it free; earlier returns in
+directions not seen now count too. Parts of the scan that close in faster than the ego
+motion explains are moving obstacles: they are advanced by how far they can close before
+the robot could stop. Scan points are carried forward by dead reckoning on the measured
+velocity (odometry when `closed_loop` and fresh, else the last output).
 """
 
 from __future__ import annotations
@@ -36,24 +49,42 @@ from safety_controller.limits import (
     limit_acceleration,
     reachable_box,
 )
-from safety_controller.scan_geometry import ScanPoints
+from safety_controller.obstacle_motion import ClosingSpeeds
+from safety_controller.scan_geometry import ScanPoints, Visibility
 
 LIMIT = "limit"
 ACCEL = "accel"
 COLLISION = "collision"
+BLIND_DIRECTION = "blind_direction"
 ESTOP = "estop"
 STALE_INPUT = "stale_input"
 BLIND = "blind"
 INVALID_INPUT = "invalid_input"
-REASONS = (LIMIT, ACCEL, COLLISION, ESTOP, STALE_INPUT, BLIND, INVALID_INPUT)
+REASONS = (LIMIT, ACCEL, COLLISION, BLIND_DIRECTION, ESTOP, STALE_INPUT, BLIND, INVALID_INPUT)
 # Reasons that override the request for safety (limit/accel only shape it).
-SAFETY_REASONS = frozenset({COLLISION, ESTOP, STALE_INPUT, BLIND, INVALID_INPUT})
+SAFETY_REASONS = frozenset({COLLISION, BLIND_DIRECTION, ESTOP, STALE_INPUT, BLIND, INVALID_INPUT})
 # Reasons whose output may skip the acceleration limits (a step to zero).
 HARD_STOP_REASONS = frozenset({ESTOP, INVALID_INPUT})
-
+# States in which the output is a stop ramp.
+BRAKING_STATES = frozenset(
+    {"NO_SCAN", "BLIND", "STALE_SCAN", "EMPTY_SCAN", "INVALID_SCAN", "STALE_INPUT", "IDLE"}
+)
 
 # Steps of motion history kept for late scans (covers source_timeout at >= 20 Hz twice over).
 MOTION_LOG_STEPS = 64
+# Earlier scans kept to prove unseen directions free (10 Hz over 6 s).
+MEMORY_SCANS = 60
+# Memory keeps one scan per this much travel (m) or turn (rad) ...
+MEMORY_SPACING = 0.03
+MEMORY_TURN = math.radians(3.0)
+# ... and its points within the guard's reach plus this much travel (m).
+MEMORY_TRAVEL = 1.0
+# Added to the guard's reach (m) when pruning points that cannot limit a command.
+REACH_SLACK = 0.1
+# Synthetic points (frontier, near field) deeper than this inside the body are the robot.
+BODY_TOLERANCE = 1e-3
+
+Pose = tuple[float, float, float]
 
 
 @dataclass(frozen=True)
@@ -66,9 +97,12 @@ class SafetyConfig:
     velocity_timeout: float = 0.5  # s without a request -> brake to zero
     source_timeout: float = 0.5  # s without a scan -> blind
     odom_timeout: float = 0.5  # s without odometry -> use the last output as velocity
-    closed_loop: bool = True  # use fresh odometry as the current velocity
+    closed_loop: bool = True  # dead-reckon scans on fresh odometry (else on the last output)
     intervention_window: float = 5.0  # s over which the intervention rate is taken
     max_step: float = 0.25  # s: cap on the elapsed time used for acceleration limits
+    allow_empty_scans: bool = False  # a scan without any return is "nothing there"
+    memory_time: float = 2.0  # s an earlier scan may prove an unseen direction free
+    max_obstacle_speed: float = 0.5  # m/s cap on closing speeds; 0 treats all as static
 
     def __post_init__(self) -> None:
         for name in (
@@ -82,6 +116,10 @@ class SafetyConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0.0):
                 raise ValueError(f"{name} must be finite and > 0, got {value}")
+        for name in ("memory_time", "max_obstacle_speed"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0.0):
+                raise ValueError(f"{name} must be finite and >= 0, got {value}")
 
 
 @dataclass(frozen=True)
@@ -95,7 +133,10 @@ class FilterOutput:
     # guard cut the acceleration-limited ramp to a request it then equals (a safety stop).
     reasons: frozenset[str]
     min_clearance: float  # m from the inflated footprint to the nearest scan point (inf: none)
-    state: str  # OK, ESTOP, INVALID_INPUT, STALE_INPUT, IDLE, BLIND, STALE_SCAN, NO_SCAN
+    state: str  # OK, ESTOP, INVALID_INPUT, INVALID_TIME, STALE_INPUT, IDLE, BLIND, ...
+    # True: the same non-zero command as the last output at no later time. Re-sending it
+    # would refresh the base's command watchdog without a new certificate: do not publish.
+    hold: bool = False
 
 
 @dataclass
@@ -115,7 +156,44 @@ class FilterStatus:
     odom_age: float = math.inf
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
     invalid_inputs: int = 0
+    invalid_times: int = 0
+    clock_jumps_back: int = 0
+    rejected_scans: int = 0
+    last_rejected_reason: str = ""
+    empty_scans: int = 0
+    held_outputs: int = 0
+    closing_speed: float = 0.0  # m/s, fastest closing sector of the last scan pair
     steps: int = 0
+
+
+@dataclass
+class _Observation:
+    """One accepted scan: where the robot was when it was taken, and what it showed."""
+
+    pose: Pose  # dead-reckoned pose of the base when taken (the filter's own frame)
+    time: float
+    points: np.ndarray  # obstacles, including the near field of -inf beams
+    frontier: np.ndarray  # edges of unobserved space
+    visibility: Visibility | None
+    blind: bool
+    reach: float = math.inf  # m around its pose within which its points are kept in memory
+
+
+def _within(points: np.ndarray, radius: float) -> np.ndarray:
+    """Mask of the points within `radius` of the base centre."""
+    return np.einsum("ij,ij->i", points, points) <= radius * radius
+
+
+def compose(a: Pose, b: Pose) -> Pose:
+    """Pose b (given in frame a) expressed in a's parent frame."""
+    c, s = math.cos(a[2]), math.sin(a[2])
+    return (a[0] + c * b[0] - s * b[1], a[1] + s * b[0] + c * b[1], a[2] + b[2])
+
+
+def inverse(a: Pose) -> Pose:
+    """The pose that undoes `a`."""
+    c, s = math.cos(a[2]), math.sin(a[2])
+    return (-c * a[0] - s * a[1], s * a[0] - c * a[1], -a[2])
 
 
 class SafetyFilter:
@@ -123,18 +201,20 @@ class SafetyFilter:
 
     def __init__(self, config: SafetyConfig | None = None) -> None:
         self.config = config or SafetyConfig()
+        self._body = self.config.footprint.with_margin(0.0)
         self._output: Velocity = (0.0, 0.0)
-        self._braking = False  # the last output was a stop ramp (blind or no request)
         # (from, to, velocity) of the recent steps, to dead-reckon scans that arrive late
         self._motion_log: deque[tuple[float, float, Velocity]] = deque(maxlen=MOTION_LOG_STEPS)
         self._output_time: float | None = None
+        self._pose: Pose = (0.0, 0.0, 0.0)  # dead-reckoned pose at _output_time
         self._request: Velocity | None = None
         self._request_valid = True
         self._request_time: float | None = None
-        self._scan_points: np.ndarray | None = None
-        self._scan_blind = False
-        self._scan_time: float | None = None
-        self._motion_since_scan = (0.0, 0.0, 0.0)
+        self._scan: _Observation | None = None
+        self._memory: deque[_Observation] = deque(maxlen=MEMORY_SCANS)
+        self._scan_rejected = False
+        self._last_scan_empty = False
+        self._closing = ClosingSpeeds()
         self._odom: Velocity = (0.0, 0.0)
         self._odom_time: float | None = None
         self._estop_latched = False
@@ -148,9 +228,13 @@ class SafetyFilter:
     def configure(self, config: SafetyConfig) -> None:
         """Swap in new settings; state (last output, latches, scan) is kept."""
         self.config = config
+        self._body = config.footprint.with_margin(0.0)
 
     def set_command(self, linear: float, angular: float, now: float) -> bool:
         """Record a request; False (and counted) when it is not finite."""
+        if not math.isfinite(now):
+            self.status.invalid_times += 1
+            return False
         self._request_time = now
         if math.isfinite(linear) and math.isfinite(angular):
             self._request = (float(linear), float(angular))
@@ -169,26 +253,69 @@ class SafetyFilter:
         since then is dead-reckoned onto its points, and its age counts from `stamp`, so a
         late scan neither hides the distance driven meanwhile nor looks fresh. A stamp in
         the future or older than `source_timeout` (another clock) is not trusted.
+
+        A scan without any return (every beam +inf or missing) does not refresh the scan,
+        unless `allow_empty_scans`: a covered or broken lidar looks like an empty hall, so
+        the last scan that saw something goes stale and the robot stops after
+        `source_timeout`.
         """
+        if not math.isfinite(now):
+            self.status.invalid_times += 1
+            return
+        if not scan.blind and not scan.sees_anything and not self.config.allow_empty_scans:
+            self._last_scan_empty = True
+            self.status.empty_scans += 1
+            return
         taken = now
         if stamp is not None and math.isfinite(stamp):
             if 0.0 <= now - stamp <= self.config.source_timeout:
                 taken = stamp
-        self._scan_points = np.asarray(scan.points, dtype=np.float64).reshape(-1, 2)
-        self._scan_blind = scan.blind
-        self._scan_time = taken
-        self._motion_since_scan = (0.0, 0.0, 0.0)
-        if self._output_time is not None and taken < self._output_time <= now:
-            # The motion from the scan to the last output, as the steps since then saw
-            # it; `step` adds the rest.
-            for start, end, velocity in self._motion_log:
-                low, high = max(start, taken), min(end, self._output_time)
-                if high > low:
-                    self._advance_scan(velocity, high - low)
+        observation = _Observation(
+            pose=self._pose_at(taken),
+            time=taken,
+            points=self._obstacles(scan),
+            frontier=self._outside_body(scan.frontier),
+            visibility=scan.visibility,
+            blind=scan.blind,
+        )
+        previous = self._scan
+        self._scan = observation
+        self._scan_rejected = False
+        self._last_scan_empty = False
+        if scan.blind:
+            return
+        self._remember(observation)
+        if previous is None or previous.blind:
+            self._closing.reset()
+        else:
+            self._closing.update(
+                self._in_frame(previous.points, previous.pose, observation.pose),
+                observation.points,
+                taken - previous.time,
+                self.config.max_obstacle_speed,
+            )
+        self.status.closing_speed = float(self._closing.speeds.max())
+
+    def _remember(self, observation: _Observation) -> None:
+        """Keep a scan for later; one taken from nearly the same pose replaces the last."""
+        reach = self._guard_reach() + MEMORY_TRAVEL
+        observation.reach = reach
+        if self._memory:
+            last = self._memory[-1]
+            dx, dy, dyaw = compose(inverse(last.pose), observation.pose)
+            if math.hypot(dx, dy) < MEMORY_SPACING and abs(dyaw) < MEMORY_TURN:
+                self._memory.pop()
+        self._memory.append(observation)
+
+    def reject_scan(self, now: float, reason: str) -> None:
+        """A scan the validator refused arrived: blind (brake to zero) until a valid one."""
+        self._scan_rejected = True
+        self.status.rejected_scans += 1
+        self.status.last_rejected_reason = reason
 
     def set_odometry(self, linear: float, angular: float, now: float) -> bool:
         """Record the measured velocity; False (ignored) when it is not finite."""
-        if not (math.isfinite(linear) and math.isfinite(angular)):
+        if not (math.isfinite(linear) and math.isfinite(angular) and math.isfinite(now)):
             return False
         self._odom = (
             float(linear) if abs(linear) >= TINY else 0.0,
@@ -229,9 +356,99 @@ class SafetyFilter:
         """The last command returned by step()."""
         return self._output
 
+    # ---- geometry -----------------------------------------------------------------------
+
+    def _outside_body(self, points: np.ndarray | None) -> np.ndarray:
+        """Synthetic points minus those inside the robot's own outline."""
+        if points is None or points.shape[0] == 0:
+            return np.zeros((0, 2))
+        body = self._body.clearance(points)
+        return points[body >= -BODY_TOLERANCE]
+
+    def _obstacles(self, scan: ScanPoints) -> np.ndarray:
+        points = np.asarray(scan.points, dtype=np.float64).reshape(-1, 2)
+        near = self._outside_body(scan.near_field)
+        return np.concatenate((points, near)) if near.shape[0] else points
+
+    def _pose_at(self, taken: float) -> Pose:
+        """Dead-reckoned pose of the base at time `taken`."""
+        if self._output_time is None:
+            return self._pose
+        if taken >= self._output_time:
+            # The next step dead-reckons this stretch on the velocity measured then.
+            velocity = self._measured_velocity(taken)[0]
+            return compose(self._pose, pose_along(*velocity, taken - self._output_time))
+        # Undo the motion from `taken` to the last output, as the steps saw it.
+        back: Pose = (0.0, 0.0, 0.0)
+        for start, end, velocity in self._motion_log:
+            low, high = max(start, taken), min(end, self._output_time)
+            if high > low:
+                back = compose(back, pose_along(velocity[0], velocity[1], high - low))
+        return compose(self._pose, inverse(back))
+
+    @staticmethod
+    def _in_frame(points: np.ndarray, pose: Pose, target: Pose) -> np.ndarray:
+        """Points given in the frame of `pose`, expressed in the frame of `target`."""
+        if points.shape[0] == 0:
+            return points
+        return to_moved_frame(points, *compose(inverse(pose), target))
+
+    def _guard_points(self, now: float) -> tuple[np.ndarray, np.ndarray]:
+        """(obstacle points, unobserved-edge points) in the present base frame."""
+        scan = self._scan
+        assert scan is not None
+        cfg = self.config
+        points = self._in_frame(scan.points, scan.pose, self._pose)
+        if self._closing.moving():
+            limits = cfg.limits
+            stop_time = (
+                max(limits.max_velocity[0], -limits.min_velocity[0])
+                / limits.decel(emergency=True)[0]
+            )
+            points = self._closing.advance(
+                points,
+                max(0.0, now - scan.time) + cfg.reaction_time + stop_time,
+                self._body.bounding_radius,
+            )
+        frontier = self._in_frame(scan.frontier, scan.pose, self._pose)
+        frontier = frontier[_within(frontier, self._guard_reach())]
+        if frontier.shape[0] == 0 or scan.visibility is None:
+            return points, frontier
+        remembered = [
+            m
+            for m in self._memory
+            if m is not scan and 0.0 <= now - m.time <= cfg.memory_time and not m.blind
+        ]
+        unexplained = np.ones(frontier.shape[0], dtype=bool)
+        extra = []
+        for memory in remembered:
+            if memory.visibility is None:
+                continue
+            # Frontier seen free by this earlier scan is not unknown.
+            in_memory = self._in_frame(frontier, self._pose, memory.pose)
+            unexplained &= ~memory.visibility.proves_free(in_memory)
+            # Its returns in directions the present scan does not see are still obstacles.
+            near = memory.points[_within(memory.points, memory.reach)]
+            in_scan = self._in_frame(near, memory.pose, scan.pose)
+            hidden = ~scan.visibility.proves_free(in_scan, tolerance=-0.02)
+            if np.any(hidden):
+                extra.append(self._in_frame(near[hidden], memory.pose, self._pose))
+        if extra:
+            points = np.concatenate([points, *extra])
+        return points, frontier[unexplained]
+
+    def _guard_reach(self) -> float:
+        """Distance (m) from the base centre beyond which no point can limit a command."""
+        cfg = self.config
+        limits = cfg.limits
+        speed = max(limits.max_velocity[0], -limits.min_velocity[0])
+        decel = limits.decel(emergency=True)[0]
+        travel = speed * (cfg.reaction_time + speed / (2.0 * decel))
+        return cfg.footprint.bounding_radius + 2.0 * travel + REACH_SLACK
+
     # ---- the filter ---------------------------------------------------------------------
 
-    def _current_velocity(self, now: float) -> tuple[Velocity, bool]:
+    def _measured_velocity(self, now: float) -> tuple[Velocity, bool]:
         odom_fresh = (
             self._odom_time is not None and 0.0 <= now - self._odom_time <= self.config.odom_timeout
         )
@@ -239,64 +456,69 @@ class SafetyFilter:
             return self._odom, False
         return self._output, not odom_fresh
 
-    def _brake(self, velocity: Velocity, dt: float) -> Velocity:
-        """Brake along the arc at emergency_decel, never above the last braking output.
+    def _rebase(self, now: float) -> None:
+        """The clock went back: shift every stored time so ages stay as they were."""
+        shift = now - (self._output_time or now)
+        self.status.clock_jumps_back += 1
+        if self._request_time is not None:
+            self._request_time += shift
+        if self._odom_time is not None:
+            self._odom_time += shift
+        if self._scan is not None:
+            self._scan.time += shift
+        # Earlier scans could belong to another episode (a simulation reset): forget them.
+        self._memory.clear()
+        if self._scan is not None and not self._scan.blind:
+            self._memory.append(self._scan)
+        self._motion_log.clear()
+        self._window.clear()
+        self._output_time = now
 
-        In closed loop the ramp starts from the measured velocity, which lags the
-        commands; two outputs at the same instant (an input and the timer) would otherwise
-        both restart from it, and a stop would keep commanding that speed. So each axis
-        starts from the smaller of the measured value and the last output (zero where
-        their signs differ).
-        """
-        start = velocity
-        if self._output_time is not None and self._braking:
-            start = tuple(
-                math.copysign(min(abs(m), abs(p)), m) if m * p > 0.0 else 0.0
-                for m, p in zip(velocity, self._output, strict=True)
-            )
-        return brake_along_arc(start, self.config.limits, dt)
-
-    def _advance_scan(self, velocity: Velocity, elapsed: float) -> None:
-        if self._scan_points is None or elapsed <= 0.0:
-            return
-        dx, dy, dyaw = pose_along(velocity[0], velocity[1], elapsed)
-        x, y, yaw = self._motion_since_scan
-        c, s = math.cos(yaw), math.sin(yaw)
-        self._motion_since_scan = (x + c * dx - s * dy, y + s * dx + c * dy, yaw + dyaw)
+    def _invalid_time(self) -> FilterOutput:
+        """A non-finite `now`: stop at once, keep the time base."""
+        self.status.invalid_times += 1
+        self._output = (0.0, 0.0)
+        reasons = frozenset({INVALID_INPUT})
+        self.status.steps += 1
+        self.status.state = "INVALID_TIME"
+        self.status.last_reasons = reasons
+        self.status.last_intervention_reasons = reasons
+        return FilterOutput(0.0, 0.0, 0.0, reasons, self.status.min_clearance, "INVALID_TIME")
 
     def step(self, now: float) -> FilterOutput:
         """Compute the command to publish at time `now`."""
+        if not math.isfinite(now):
+            return self._invalid_time()
         cfg = self.config
         limits = cfg.limits
+        if self._output_time is not None and now < self._output_time:
+            self._rebase(now)
         elapsed = 0.0 if self._output_time is None else now - self._output_time
-        if elapsed < 0.0:  # the clock went back (e.g. a simulation reset)
-            elapsed = 0.0
-        velocity, odom_stale = self._current_velocity(now)
-        # Only motion after the scan was taken moves its points.
-        since = now if self._output_time is None else self._output_time
-        if self._scan_time is not None and self._scan_time > since:
-            since = self._scan_time
-        self._advance_scan(velocity, now - since)
-        if self._output_time is not None and now > self._output_time:
-            self._motion_log.append((self._output_time, now, velocity))
+        velocity, odom_stale = self._measured_velocity(now)
+        if elapsed > 0.0:
+            self._pose = compose(self._pose, pose_along(velocity[0], velocity[1], elapsed))
+            self._motion_log.append((now - elapsed, now, velocity))
         dt = min(elapsed, cfg.max_step)
+        previous = self._output
 
         request_age = math.inf if self._request_time is None else now - self._request_time
         request_fresh = (
             self._request_time is not None and 0.0 <= request_age <= cfg.velocity_timeout
         )
         request: Velocity | None = self._request if request_fresh else None
-        scan_age = math.inf if self._scan_time is None else now - self._scan_time
+        scan = self._scan
+        scan_age = math.inf if scan is None else now - scan.time
         scan_usable = (
-            self._scan_points is not None
+            scan is not None
+            and not self._scan_rejected
             and 0.0 <= scan_age <= cfg.source_timeout
-            and not self._scan_blind
+            and not scan.blind
         )
 
-        points = None
+        points = frontier = None
         min_clearance = math.inf
-        if self._scan_points is not None:
-            points = to_moved_frame(self._scan_points, *self._motion_since_scan)
+        if scan is not None:
+            points, frontier = self._guard_points(now)
             min_clearance = cfg.footprint.min_clearance(points)
 
         reasons: set[str] = set()
@@ -309,19 +531,23 @@ class SafetyFilter:
             output, state = (0.0, 0.0), "INVALID_INPUT"
             reasons.add(INVALID_INPUT)
         elif not scan_usable:
-            output = self._brake(velocity, dt)
+            output = brake_along_arc(previous, limits, dt)
             reasons.add(BLIND)
-            if self._scan_points is None:
+            if self._scan_rejected:
+                state = "INVALID_SCAN"
+            elif scan is None:
                 state = "NO_SCAN"
-            elif self._scan_blind:
+            elif scan.blind:
                 state = "BLIND"
+            elif self._last_scan_empty:
+                state = "EMPTY_SCAN"
             else:
                 state = "STALE_SCAN"
             scale_hint = 0.0
         elif request is None:
-            output = self._brake(velocity, dt)
+            output = brake_along_arc(previous, limits, dt)
             reasons.add(STALE_INPUT)
-            state = "STALE_INPUT" if velocity != (0.0, 0.0) else "IDLE"
+            state = "STALE_INPUT" if previous != (0.0, 0.0) else "IDLE"
             if state == "STALE_INPUT":
                 scale_hint = 0.0  # braking against nobody's request
         else:
@@ -329,23 +555,36 @@ class SafetyFilter:
             target = clamp_velocity(request[0], request[1], limits)
             if not _close(target, request):
                 reasons.add(LIMIT)
-            command = limit_acceleration(target, velocity, reachable_box(velocity, limits, dt))
+            command = limit_acceleration(target, previous, reachable_box(previous, limits, dt))
             if not _close(command, target):
                 reasons.add(ACCEL)
+            assert points is not None and frontier is not None
+            decel = limits.decel(emergency=True)
             guard = guard_command(
-                points if points is not None else np.zeros((0, 2)),
-                cfg.footprint,
-                command[0],
-                command[1],
-                cfg.reaction_time,
-                limits.decel(emergency=True),
+                points, cfg.footprint, command[0], command[1], cfg.reaction_time, decel
             )
-            output = (command[0] * guard.scale, command[1] * guard.scale)
-            if guard.scale < 1.0:
+            scale = guard.scale
+            if frontier.shape[0] and scale > 0.0:
+                unseen = guard_command(
+                    np.concatenate((points, frontier)),
+                    cfg.footprint,
+                    command[0],
+                    command[1],
+                    cfg.reaction_time,
+                    decel,
+                )
+                if unseen.scale < scale:
+                    scale = unseen.scale
+                    reasons.add(BLIND_DIRECTION)
+                elif guard.scale < 1.0:
+                    reasons.add(COLLISION)
+            elif guard.scale < 1.0:
                 reasons.add(COLLISION)
-                emergency_box = reachable_box(velocity, limits, dt, emergency=True)
+            output = (command[0] * scale, command[1] * scale)
+            if scale < 1.0:
+                emergency_box = reachable_box(previous, limits, dt, emergency=True)
                 if not in_box(output, emergency_box):
-                    output = brake_along_arc(velocity, limits, dt)
+                    output = brake_along_arc(previous, limits, dt)
                 guard_changed = not _close(output, command)
 
         output = _finite_within_limits(output, limits)
@@ -353,21 +592,29 @@ class SafetyFilter:
         # An output equal to the request needs no reason, unless the guard produced it by
         # cutting the ramp towards it (e.g. a stop faster than max_decel): a safety stop.
         if _close(output, requested) and INVALID_INPUT not in reasons:
+            guard_reasons = reasons & {COLLISION, BLIND_DIRECTION}
             reasons.clear()
             if guard_changed:
-                reasons.add(COLLISION)
+                reasons |= guard_reasons or {COLLISION}
         frozen = frozenset(reasons)
         scale = (
             scale_hint if scale_hint is not None else _allowed_fraction(requested, output, limits)
         )
         if self._estop_latched or (request_fresh and not self._request_valid):
             scale = 0.0
+        hold = (
+            self._output_time is not None
+            and elapsed <= 0.0
+            and output != (0.0, 0.0)
+            and _close(output, previous)
+        )
+        if hold:
+            self.status.held_outputs += 1
 
-        self._braking = state in ("NO_SCAN", "BLIND", "STALE_SCAN", "STALE_INPUT", "IDLE")
         self._output = output
         self._output_time = now
         self._record(now, frozen, state, min_clearance, request_age, scan_age, odom_stale)
-        return FilterOutput(output[0], output[1], scale, frozen, min_clearance, state)
+        return FilterOutput(output[0], output[1], scale, frozen, min_clearance, state, hold)
 
     def _record(
         self,
@@ -387,8 +634,6 @@ class SafetyFilter:
         if reasons:
             status.last_intervention_reasons = reasons
         window = self._window
-        if window and window[-1][0] > now:  # the clock went back
-            window.clear()
         window.append((now, bool(reasons & SAFETY_REASONS)))
         while window[0][0] < now - self.config.intervention_window:
             window.popleft()
