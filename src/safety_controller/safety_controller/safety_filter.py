@@ -460,12 +460,15 @@ class SafetyFilter:
         """The clock went back: shift every stored time so ages stay as they were."""
         shift = now - (self._output_time or now)
         self.status.clock_jumps_back += 1
-        if self._request_time is not None:
-            self._request_time += shift
-        if self._odom_time is not None:
-            self._odom_time += shift
+
+        def rebased(time: float | None) -> float | None:
+            # Anything later than `now` was stamped before the jump; the rest after it.
+            return time + shift if time is not None and time > now else time
+
+        self._request_time = rebased(self._request_time)
+        self._odom_time = rebased(self._odom_time)
         if self._scan is not None:
-            self._scan.time += shift
+            self._scan.time = rebased(self._scan.time)
         # Earlier scans could belong to another episode (a simulation reset): forget them.
         self._memory.clear()
         if self._scan is not None and not self._scan.blind:

@@ -350,3 +350,12 @@ def test_a_noisy_static_corridor_is_not_taken_for_movers():
     static, _ = corridor_run(0.0)
     assert cut == 0
     assert with_motion == pytest.approx(static, abs=0.01)
+
+
+def test_a_command_sent_after_a_clock_jump_back_is_fresh():
+    filt = SafetyFilter(SafetyConfig(limits=LIMITS))
+    run(filt, wall_scan(3.0), (0.1, 0.0), 20, start=100.0)
+    filt.set_scan(wall_scan(3.0), 50.0)
+    filt.set_command(0.1, 0.0, 50.0)  # already in the new time base
+    out = filt.step(50.0)
+    assert out.state == "OK" and out.linear == pytest.approx(0.1)
