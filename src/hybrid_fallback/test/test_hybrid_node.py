@@ -75,6 +75,7 @@ class Probe:
         scan = LaserScan()
         scan.header.frame_id = "base_scan"
         scan.angle_min, scan.angle_increment = -math.pi, 2 * math.pi / 360
+        scan.angle_max = scan.angle_min + 359 * scan.angle_increment
         scan.range_min, scan.range_max = 0.12, 3.5
         scan.ranges = [math.inf] * 360  # open space: valid, nothing in range
         self.scan_pub.publish(scan)
@@ -263,6 +264,7 @@ def test_a_source_that_stops_at_a_clock_jump_back_still_times_out(rclpy_context,
     try:
         scan = LaserScan()
         scan.angle_min, scan.angle_increment = -math.pi, 2 * math.pi / 360
+        scan.angle_max = scan.angle_min + 359 * scan.angle_increment
         scan.range_min, scan.range_max = 0.12, 3.5
         scan.ranges = [math.inf] * 360
         odom = Odometry()
@@ -298,5 +300,49 @@ def test_a_source_that_stops_at_a_clock_jump_back_still_times_out(rclpy_context,
             tick(now, alive=False)
         assert node.arbiter.mode.value == "FALLBACK"
         assert now - jumped <= 0.5 + 2 * PERIOD, f"still {driving} {now - jumped:.2f} s after"
+    finally:
+        node.destroy_node()
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.messages: list[object] = []
+
+    def publish(self, msg: object) -> None:
+        self.messages.append(msg)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("angle_increment", 0.0, "angle_increment_not_positive"),
+        ("angle_max", 0.0, "beam_count_mismatch"),  # angle_max left unset: 181 beams implied
+        ("range_min", 4.0, "range_min_above_range_max"),
+        ("range_max", math.inf, "range_max_not_finite"),
+        ("intensities", [1.0], "intensities_length_mismatch"),
+    ],
+)
+def test_an_invalid_scan_is_dropped_and_counted_by_reason(rclpy_context, field, value, reason):
+    node = HybridFallbackNode(context=rclpy_context)
+    try:
+        node.diag_pub = _Recorder()
+        scan = LaserScan()
+        scan.angle_min, scan.angle_increment = -math.pi, 2 * math.pi / 360
+        scan.angle_max = scan.angle_min + 359 * scan.angle_increment
+        scan.range_min, scan.range_max = 0.12, 3.5
+        scan.ranges = [2.0] * 360
+        node._on_scan(scan)
+        accepted = node._scan
+        assert accepted is not None and not accepted.blind
+
+        setattr(scan, field, value)
+        node._on_scan(scan)
+        assert node._scan is accepted, "an invalid scan must not replace the last valid one"
+        node._publish_diagnostics()
+        (status,) = node.diag_pub.messages[-1].status
+        values = {kv.key: kv.value for kv in status.values}
+        assert values[f"rejected_scan_{reason}"] == "1"
+        assert values["dropped scan"] == "1"
+        assert sum(int(v) for k, v in values.items() if k.startswith("rejected_scan_")) == 1
     finally:
         node.destroy_node()

@@ -60,6 +60,8 @@ from rl_policy_node.policy_runtime import (
     yaw_from_quaternion,
 )
 from rl_policy_node.threaded_executor import StartedTaskExecutor
+from rlguard_common.scan_validity import REASONS as SCAN_REASONS
+from rlguard_common.scan_validity import validate_scan_message
 
 NODE_NAME = "rl_policy_node"
 
@@ -123,6 +125,7 @@ class PolicyNode(Node):
         self._period = 1.0 / float(p("control_rate_hz"))
         self._monitor = TickMonitor(self._period)
         self._dropped = {"scan": 0, "odom": 0, "goal_pose": 0}
+        self._rejected_scans = dict.fromkeys(SCAN_REASONS, 0)
         self._odom_frame = ""
         self._twist = Twist()
         self._shadow_twist = Twist()
@@ -406,15 +409,12 @@ class PolicyNode(Node):
         return self.get_clock().now().nanoseconds
 
     def _on_scan(self, msg: LaserScan) -> None:
-        if not (
-            len(msg.ranges) > 0
-            and math.isfinite(msg.angle_min)
-            and math.isfinite(msg.angle_increment)
-            and msg.angle_increment != 0.0
-            and math.isfinite(msg.range_min)
-            and math.isfinite(msg.range_max)
-        ):
+        reason = validate_scan_message(msg)
+        if reason is not None:
+            # The last valid scan ages out after source_timeout: the policy then stops.
             self._dropped["scan"] += 1
+            self._rejected_scans[reason] += 1
+            self.get_logger().warning(f"scan rejected ({reason})", throttle_duration_sec=5.0)
             return
         scan = ScanInput(
             np.frombuffer(msg.ranges, dtype=np.float32),
@@ -543,6 +543,8 @@ class PolicyNode(Node):
         )
         for topic, count in self._dropped.items():
             values[f"dropped_{topic}"] = str(count)
+        for rejection, count in self._rejected_scans.items():
+            values[f"rejected_scan_{rejection}"] = str(count)
         shadow = controller.shadow
         if shadow is not None:
             divergence = controller.divergence.summary((95.0,))

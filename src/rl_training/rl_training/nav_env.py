@@ -34,6 +34,7 @@ from rl_policy_node.policy_card import (
 )
 from rl_training.reward import RewardConfig, StepOutcome, reward_terms
 from rl_training.worlds import STAGE_NAMES, Task, TaskSettings, generated_task, shipped_task
+from rlguard_common.scan_validity import validate_scan
 from sim_bringup.profiles import (
     ProfileError,
     RobotProfile,
@@ -178,6 +179,27 @@ def scan_input(scan: ScanData) -> ScanInput:
     )
 
 
+def checked_scan(scan: ScanData, angle_max: float) -> ScanData:
+    """`scan` if the one scan validator accepts it, else ValueError naming the broken rule.
+
+    `angle_max` is what the sim node publishes with it (the lidar profile's last beam), so
+    training sees exactly the scans the deployed nodes accept; a robot profile whose lidar
+    gives scans the nodes would reject fails here, at once, instead of training on them.
+    """
+    reason = validate_scan(
+        angle_min=float(scan.angle_min),
+        angle_max=float(angle_max),
+        angle_increment=float(scan.angle_increment),
+        range_min=float(scan.range_min),
+        range_max=float(scan.range_max),
+        ranges_count=int(scan.ranges.size),
+        stamp=float(scan.stamp),
+    )
+    if reason is not None:
+        raise ValueError(f"the simulator's scan is invalid ({reason}): check the lidar profile")
+    return scan
+
+
 def nearest_return(scan: ScanData) -> float:
     """Distance (m) of the nearest valid return of a scan (inf when there is none)."""
     ranges = scan.ranges.astype(np.float64)
@@ -270,7 +292,7 @@ class NavEnv(gym.Env):
         self.builder.reset()
         self._previous_action = np.zeros(2)
         self._steps = 0
-        self._scan = self.sim.scan()
+        self._scan = checked_scan(self.sim.scan(), self.robot.lidar.angle_max)
         self._distance = self.goal_distance()
         return self._observation(), self._info(False, False, False)
 
@@ -303,7 +325,7 @@ class NavEnv(gym.Env):
         sim.step(v, w, self.dt)
         self._steps += 1
         if sim.time + 1e-9 >= self._scan.stamp + self._scan_period:
-            self._scan = sim.scan()
+            self._scan = checked_scan(sim.scan(), self.robot.lidar.angle_max)
         distance = self.goal_distance()
         collided = sim.collision_count > 0
         reached = distance <= self.task.tolerance and not collided

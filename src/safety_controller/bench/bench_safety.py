@@ -125,6 +125,7 @@ def bench_dds() -> dict[str, dict[str, object]]:
     def send_scan() -> None:
         msg = LaserScan()
         msg.angle_min, msg.angle_increment = -math.pi, 2 * math.pi / 360
+        msg.angle_max = msg.angle_min + 359 * msg.angle_increment
         msg.range_min, msg.range_max = 0.12, 3.5
         msg.ranges = [3.0] * 360
         scan_pub.publish(msg)

@@ -7,15 +7,13 @@ the output goes to zero even when every upstream node has died.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
-
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist, TwistStamped
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -29,76 +27,35 @@ from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Bool, Float32
 from std_srvs.srv import Trigger
 
-from safety_controller.footprint import Footprint
-from safety_controller.limits import VelocityLimits
+from rlguard_common.scan_validity import REASONS as SCAN_REASONS
+from rlguard_common.scan_validity import validate_scan_message
+from safety_controller.node_config import (
+    PARAMETERS,
+    base_horizon_problem,
+    build_safety_config,
+)
 from safety_controller.safety_filter import SafetyConfig, SafetyFilter
 from safety_controller.scan_geometry import LidarMount, scan_to_points
 
-FEEDBACK_MODES = ("OPEN_LOOP", "CLOSED_LOOP")
 LATCHED = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
+# safety/estop is also read with a volatile subscription: a volatile publisher (a script,
+# `ros2 topic pub`, most hardware bridges) never matches a transient-local subscription.
+ESTOP_VOLATILE = QoSProfile(
+    depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE
+)
+# The scan could not be turned into points (a bug or a message the validator let through).
+SCAN_CONVERSION_FAILED = "conversion_failed"
+SCAN_REJECTION_REASONS = (*SCAN_REASONS, SCAN_CONVERSION_FAILED)
+# Filter states in which the robot cannot see or must not move: diagnostics ERROR.
+ERROR_STATES = frozenset(
+    {"BLIND", "STALE_SCAN", "NO_SCAN", "EMPTY_SCAN", "INVALID_SCAN", "INVALID_TIME"}
 )
 
 
 def _range(low: float, high: float) -> list[FloatingPointRange]:
     return [FloatingPointRange(from_value=low, to_value=high, step=0.0)]
-
-
-# name -> (default, description, range or None, read_only)
-PARAMETERS: dict[str, tuple[object, str, tuple[float, float] | None, bool]] = {
-    "max_velocity": ([0.26, 1.82], "max [linear m/s, angular rad/s], each >= 0", None, False),
-    "min_velocity": (
-        [-0.26, -1.82],
-        "min [linear m/s, angular rad/s], each <= 0; negative linear allows reverse",
-        None,
-        False,
-    ),
-    "max_accel": ([1.5, 3.2], "max acceleration [m/s^2, rad/s^2], > 0", None, False),
-    "max_decel": (
-        [-1.5, -3.2],
-        "normal deceleration [m/s^2, rad/s^2], negative, at least as strong as max_accel",
-        None,
-        False,
-    ),
-    "emergency_decel": (
-        [-1.6, -5.0],
-        "deceleration for safety stops [m/s^2, rad/s^2], negative, at least max_decel; "
-        "must be what the base can really do",
-        None,
-        False,
-    ),
-    "velocity_timeout": (0.5, "s without cmd_vel_nav before braking to zero", (0.05, 10.0), False),
-    "source_timeout": (0.5, "s without scan before the robot counts as blind", (0.05, 10.0), False),
-    "odom_timeout": (0.5, "s without odom before the last output is used", (0.05, 10.0), False),
-    "feedback": (
-        "CLOSED_LOOP",
-        "CLOSED_LOOP: limits and braking start from odom velocity while fresh; OPEN_LOOP: "
-        "from the last output",
-        None,
-        False,
-    ),
-    "reaction_time": (
-        0.15,
-        "s the guard assumes a command runs before braking; >= 1.5 control periods",
-        (0.0, 2.0),
-        False,
-    ),
-    "robot_radius": (0.11, "m, circular footprint when footprint is empty", (0.01, 5.0), False),
-    "footprint": ("", "polygon '[[x, y], ...]' in the base frame (m); empty: circle", None, False),
-    "safety_margin": (0.05, "m added around the footprint", (0.0, 1.0), False),
-    "lidar_x": (-0.032, "m, lidar position in the base frame", (-5.0, 5.0), False),
-    "lidar_y": (0.0, "m, lidar position in the base frame", (-5.0, 5.0), False),
-    "lidar_yaw": (0.0, "rad, lidar yaw in the base frame", (-math.pi, math.pi), False),
-    "intervention_window": (
-        5.0,
-        "s over which the intervention rate is taken",
-        (0.1, 600.0),
-        False,
-    ),
-    "base_frame_id": ("base_link", "frame of TwistStamped cmd_vel", None, False),
-    "enable_stamped_cmd_vel": (False, "publish TwistStamped instead of Twist", None, True),
-    "publish_rate": (20.0, "Hz of the watchdog timer publishing cmd_vel", (20.0, 200.0), True),
-}
 
 
 class SafetyControllerNode(Node):
@@ -115,10 +72,15 @@ class SafetyControllerNode(Node):
         config, mount = self._build(self._values)  # a bad launch file fails loudly here
         self._mount = mount
         self._filter = SafetyFilter(config)
-        self._dropped_scans = 0
+        self._rejected_scans = dict.fromkeys(SCAN_REJECTION_REASONS, 0)
+        self._last_rejected_reason = ""
         self._dropped_odom = 0
         self._filter_errors = 0
+        self._held_outputs = 0
+        self._base_horizon_problem: str | None = None
+        self._check_base_horizon()
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.add_post_set_parameters_callback(self._on_parameters_set)
 
         self._stamped = bool(self._values["enable_stamped_cmd_vel"])
         reliable = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
@@ -133,7 +95,27 @@ class SafetyControllerNode(Node):
         self.create_subscription(LaserScan, "scan", self._on_scan, qos_profile_sensor_data)
         best_effort = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
         self.create_subscription(Odometry, "odom", self._on_odom, best_effort)
-        self.create_subscription(Bool, "safety/estop", self._on_estop, LATCHED)
+        # Both durabilities, so volatile and transient-local publishers alike are heard;
+        # a transient-local one is heard twice, which the latch ignores.
+        self.create_subscription(
+            Bool,
+            "safety/estop",
+            self._on_estop,
+            LATCHED,
+            # A volatile publisher never matches this one (the other subscription hears
+            # it): no incompatible-QoS warning from here.
+            event_callbacks=SubscriptionEventCallbacks(use_default_callbacks=False),
+        )
+        self.create_subscription(
+            Bool,
+            "safety/estop",
+            self._on_estop,
+            ESTOP_VOLATILE,
+            event_callbacks=SubscriptionEventCallbacks(
+                incompatible_qos=self._on_incompatible_estop_publisher,
+                use_default_callbacks=False,
+            ),
+        )
         self.create_service(Trigger, "safety/reset", self._on_reset)
         self.create_service(Trigger, "safety/trigger_estop", self._on_trigger_estop)
 
@@ -148,58 +130,39 @@ class SafetyControllerNode(Node):
     @staticmethod
     def _build(values: dict[str, object]) -> tuple[SafetyConfig, LidarMount]:
         """A filter config from parameter values; raises ValueError with the reason."""
-        feedback = str(values["feedback"])
-        if feedback not in FEEDBACK_MODES:
-            raise ValueError(f"feedback must be one of {FEEDBACK_MODES}, got {feedback!r}")
-        period = 1.0 / float(values["publish_rate"])
-        reaction = float(values["reaction_time"])
-        if reaction < 1.5 * period:
-            raise ValueError(
-                f"reaction_time {reaction} s is shorter than 1.5 control periods "
-                f"({1.5 * period:.3f} s): the guard could not cover the time between outputs"
-            )
-        if float(values["velocity_timeout"]) < period:
-            raise ValueError("velocity_timeout must be at least one control period")
-        limits = VelocityLimits(
-            max_velocity=_floats(values["max_velocity"]),
-            min_velocity=_floats(values["min_velocity"]),
-            max_accel=_floats(values["max_accel"]),
-            max_decel=_floats(values["max_decel"]),
-            emergency_decel=_floats(values["emergency_decel"]),
-        )
-        footprint = Footprint.from_parameters(
-            str(values["footprint"]), float(values["robot_radius"]), float(values["safety_margin"])
-        )
-        config = SafetyConfig(
-            limits=limits,
-            footprint=footprint,
-            reaction_time=reaction,
-            velocity_timeout=float(values["velocity_timeout"]),
-            source_timeout=float(values["source_timeout"]),
-            odom_timeout=float(values["odom_timeout"]),
-            closed_loop=feedback == "CLOSED_LOOP",
-            intervention_window=float(values["intervention_window"]),
-            max_step=max(0.25, 2.0 * period),
-        )
-        mount = LidarMount(
-            x=float(values["lidar_x"]), y=float(values["lidar_y"]), yaw=float(values["lidar_yaw"])
-        )
-        return config, mount
+        return build_safety_config(values)
 
-    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+    def _candidate(self, parameters: list[Parameter]) -> dict[str, object]:
         candidate = dict(self._values)
         for parameter in parameters:
             if parameter.name in candidate:
                 candidate[parameter.name] = parameter.value
+        return candidate
+
+    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        """Validate a parameter set (nothing changes here): refused with the reason."""
         try:
-            config, mount = self._build(candidate)
+            self._build(self._candidate(parameters))
         except (ValueError, TypeError) as exc:
             self.get_logger().warning(f"parameter change rejected: {exc}")
             return SetParametersResult(successful=False, reason=str(exc))
+        return SetParametersResult(successful=True)
+
+    def _on_parameters_set(self, parameters: list[Parameter]) -> None:
+        """Apply a validated parameter set to the filter."""
+        candidate = self._candidate(parameters)
+        config, mount = self._build(candidate)
         self._values = candidate
         self._filter.configure(config)
         self._mount = mount
-        return SetParametersResult(successful=True)
+        self._check_base_horizon()
+
+    def _check_base_horizon(self) -> None:
+        """Warn (log and diagnostics) when the base may outrun the guard's reaction budget."""
+        problem = base_horizon_problem(self._values)
+        if problem is not None and problem != self._base_horizon_problem:
+            self.get_logger().warning(problem)
+        self._base_horizon_problem = problem
 
     # ---- inputs -------------------------------------------------------------------------
 
@@ -215,28 +178,48 @@ class SafetyControllerNode(Node):
         self._publish(now)
 
     def _on_scan(self, msg: LaserScan) -> None:
-        header_ok = all(
-            math.isfinite(value)
-            for value in (msg.angle_min, msg.angle_increment, msg.range_min, msg.range_max)
-        )
-        if not header_ok or msg.range_max <= 0.0:
-            self._dropped_scans += 1
+        now = self._now()
+        reason = validate_scan_message(msg)
+        if reason is None:
+            try:
+                points = scan_to_points(
+                    np.asarray(msg.ranges, dtype=np.float64),
+                    msg.angle_min,
+                    msg.angle_increment,
+                    msg.range_min,
+                    msg.range_max,
+                    self._mount,
+                )
+            except Exception as exc:  # noqa: BLE001 - a bad scan must end in a stop, not a crash
+                self.get_logger().error(f"scan conversion failed: {exc!r}")
+                reason = SCAN_CONVERSION_FAILED
+        if reason is not None:
+            self._reject_scan(now, reason)
             return
-        points = scan_to_points(
-            np.asarray(msg.ranges, dtype=np.float64),
-            msg.angle_min,
-            msg.angle_increment,
-            msg.range_min,
-            msg.range_max,
-            self._mount,
-        )
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        self._filter.set_scan(points, self._now(), stamp if stamp > 0.0 else None)
+        self._filter.set_scan(points, now, stamp if stamp > 0.0 else None)
+
+    def _reject_scan(self, now: float, reason: str) -> None:
+        """An unusable scan: the filter treats the robot as blind until a valid one."""
+        self._filter.reject_scan(now, reason)
+        self._rejected_scans[reason] = self._rejected_scans.get(reason, 0) + 1
+        self._last_rejected_reason = reason
+        self.get_logger().warning(
+            f"scan rejected ({reason}): braking to zero until a valid scan arrives",
+            throttle_duration_sec=1.0,
+        )
 
     def _on_odom(self, msg: Odometry) -> None:
         twist = msg.twist.twist
         if not self._filter.set_odometry(twist.linear.x, twist.angular.z, self._now()):
             self._dropped_odom += 1
+
+    def _on_incompatible_estop_publisher(self, event: object) -> None:
+        self.get_logger().error(
+            "a safety/estop publisher with incompatible QoS (best effort?) is not heard: "
+            "e-stop publishers must be reliable",
+            throttle_duration_sec=5.0,
+        )
 
     def _on_estop(self, msg: Bool) -> None:
         now = self._now()
@@ -273,10 +256,17 @@ class SafetyControllerNode(Node):
         try:
             output = self._filter.step(now)
             linear, angular, scale = output.linear, output.angular, output.scale
+            hold = output.hold
         except Exception as exc:  # noqa: BLE001 - a filter bug must still end in a stop
             self._filter_errors += 1
             self.get_logger().error(f"safety filter failed, publishing zero: {exc!r}")
-            linear, angular, scale = 0.0, 0.0, 0.0
+            linear, angular, scale, hold = 0.0, 0.0, 0.0, False
+        if hold:
+            # The same motion at no later time (a stalled clock): re-sending it would
+            # refresh the base's command watchdog without a new guard check.
+            self._held_outputs += 1
+            self._publish_estop_state()
+            return
         twist = Twist()
         twist.linear.x = float(linear)
         twist.angular.z = float(angular)
@@ -299,17 +289,23 @@ class SafetyControllerNode(Node):
 
     def _publish_diagnostics(self) -> None:
         status = self._filter.status
-        if status.estop_latched or status.state in ("BLIND", "STALE_SCAN", "NO_SCAN"):
+        if status.estop_latched or status.state in ERROR_STATES:
             level = DiagnosticStatus.ERROR
-        elif status.state not in ("OK", "IDLE") or (
-            status.odom_stale and self._filter.config.closed_loop
+        elif (
+            status.state not in ("OK", "IDLE")
+            or (status.odom_stale and self._filter.config.closed_loop)
+            or self._base_horizon_problem is not None
         ):
             level = DiagnosticStatus.WARN
         else:
             level = DiagnosticStatus.OK
         message = status.state
+        if status.state == "INVALID_SCAN" and self._last_rejected_reason:
+            message += f" ({self._last_rejected_reason})"
         if status.odom_stale and self._filter.config.closed_loop:
-            message += ", odom stale: limits use the last output"
+            message += ", odom stale: scans are dead-reckoned on the last output"
+        if self._base_horizon_problem is not None:
+            message += ", base_command_timeout > reaction_time"
         values = {
             "state": status.state,
             "estop_latched": status.estop_latched,
@@ -322,11 +318,22 @@ class SafetyControllerNode(Node):
             "input_age_s": f"{status.input_age:.3f}",
             "scan_age_s": f"{status.scan_age:.3f}",
             "invalid_inputs": status.invalid_inputs,
-            "dropped_scans": self._dropped_scans,
+            "invalid_times": status.invalid_times,
+            "clock_jumps_back": status.clock_jumps_back,
+            "empty_scans": status.empty_scans,
+            "closing_speed_mps": f"{status.closing_speed:.3f}",
+            "rejected_scans": sum(self._rejected_scans.values()),
+            "last_rejected_reason": self._last_rejected_reason or "none",
             "dropped_odom": self._dropped_odom,
             "filter_errors": self._filter_errors,
+            "held_outputs": self._held_outputs,
+            "base_command_timeout_s": self._values["base_command_timeout"],
+            "base_horizon_covered": self._base_horizon_problem is None,
             "steps": status.steps,
         }
+        values.update(
+            {f"rejected_scan_{reason}": count for reason, count in self._rejected_scans.items()}
+        )
         values.update({f"count_{reason}": count for reason, count in status.counts.items()})
         diagnostic = DiagnosticStatus(
             level=level,
@@ -338,12 +345,6 @@ class SafetyControllerNode(Node):
         array = DiagnosticArray(status=[diagnostic])
         array.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(array)
-
-
-def _floats(value: object) -> tuple[float, ...]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        raise ValueError(f"expected a list of numbers, got {value!r}")
-    return tuple(float(v) for v in value)
 
 
 def main(args: list[str] | None = None) -> None:

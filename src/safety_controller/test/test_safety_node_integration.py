@@ -77,6 +77,7 @@ class Probe:
         self.estop_pub = self.node.create_publisher(Bool, "safety/estop", latched)
         self.command: tuple[float, float] | None = None
         self.scanning = True
+        self.scan_changes: dict[str, object] = {}  # fields to corrupt in the scans sent
         self.node.create_timer(0.05, self._send_command)
         self.node.create_timer(0.1, self._send_scan)
         self._twist, self._scan, self._bool = Twist, LaserScan, Bool
@@ -102,10 +103,20 @@ class Probe:
         msg.angle_max = msg.angle_min + 359 * msg.angle_increment
         msg.range_min, msg.range_max = 0.12, 3.5
         msg.ranges = [3.0] * 360  # open space all around
+        for name, value in self.scan_changes.items():
+            setattr(msg, name, value)
         self.scan_pub.publish(msg)
 
     def set_estop(self, value: bool) -> None:
         self.estop_pub.publish(self._bool(data=value))
+
+    def diagnostic_values(self) -> dict[str, str]:
+        """The key/values of the controller's last diagnostics message (empty: none yet)."""
+        for array in reversed(self.diagnostics):
+            for status in array.status:
+                if status.name.startswith("safety_controller"):
+                    return {kv.key: kv.value for kv in status.values}
+        return {}
 
     def spin_until(self, condition, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -285,3 +296,91 @@ def test_stamped_output_carries_the_base_frame(start_node, probe):
     assert p.spin_until(lambda: p.driving(0.1), 20.0)
     assert p.stamped_frames[-1] == "base"
     assert p.cmd[-1][2] == pytest.approx(0.5)
+
+
+def _stays_zero(p: Probe, seconds: float) -> bool:
+    """True when every command received during the next `seconds` is zero."""
+    start = len(p.cmd)
+    p.spin_for(seconds)
+    return len(p.cmd) > start and all(v == 0.0 and w == 0.0 for _, v, w in p.cmd[start:])
+
+
+def _engaged(p: Probe) -> bool:
+    return bool(p.estop_active) and p.estop_active[-1] and bool(p.cmd) and p.cmd[-1][1] == 0.0
+
+
+def test_estop_is_heard_from_volatile_and_transient_local_publishers(start_node, probe):
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import Bool
+
+    proc = start_node(NODE, parameters=PARAMS)
+    p = probe()
+    p.command = (0.2, 0.0)
+    assert p.spin_until(p.driving, 20.0), "controller never passed the command"
+    # What `ros2 topic pub --once safety/estop std_msgs/msg/Bool "{data: true}"` creates.
+    volatile = p.node.create_publisher(
+        Bool,
+        "safety/estop",
+        QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE),
+    )
+    assert volatile.qos_profile.durability == DurabilityPolicy.VOLATILE
+    assert p.spin_until(lambda: volatile.get_subscription_count() > 0, 10.0), (
+        "no subscription on safety/estop matches a volatile publisher"
+    )
+    transient_local = p.estop_pub
+    assert transient_local.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL
+
+    for name, publisher in (("volatile", volatile), ("transient-local", transient_local)):
+        assert p.spin_until(p.driving, 10.0), f"not driving before the {name} e-stop"
+        publisher.publish(Bool(data=True))
+        assert p.spin_until(lambda: _engaged(p), 5.0), f"{name} e-stop not heard"
+        assert _stays_zero(p, 0.3), f"{name} e-stop must keep cmd_vel at zero"
+
+        publisher.publish(Bool(data=False))
+        reset = p.spin_until(lambda: p.trigger("safety/reset").success, 10.0)
+        assert reset, f"reset refused after the {name} publisher released the e-stop"
+        assert p.spin_until(lambda: p.estop_active and not p.estop_active[-1], 5.0)
+    assert p.spin_until(p.driving, 10.0)
+    assert proc.is_running()
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"angle_increment": 0.0}, "angle_increment_not_positive"),
+        ({"ranges": [3.0] * 720}, "beam_count_mismatch"),
+        ({"range_min": 4.0}, "range_min_above_range_max"),
+    ],
+    ids=["zero-increment", "720-ranges-for-360-beams", "range_min-above-range_max"],
+)
+def test_an_invalid_scan_stops_the_robot_with_the_reason(start_node, probe, changes, reason):
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    proc = start_node(NODE, parameters=PARAMS)
+    p = probe()
+    p.command = (0.2, 0.0)
+    assert p.spin_until(p.driving, 20.0), "controller never passed the command"
+
+    p.scan_changes = changes  # every scan from now on is invalid, the request stays 0.2
+    assert p.spin_until(lambda: p.cmd[-1][1] == 0.0, 5.0), "invalid scans must stop the robot"
+    assert _stays_zero(p, 0.5)
+
+    def reports_rejection() -> bool:
+        values = p.diagnostic_values()
+        return (
+            int(values.get(f"rejected_scan_{reason}", "0")) > 0
+            and values.get("last_rejected_reason") == reason
+            and values.get("state") == "INVALID_SCAN"
+        )
+
+    assert p.spin_until(reports_rejection, 5.0), p.diagnostic_values()
+    assert any(
+        s.level == DiagnosticStatus.ERROR and reason in s.message
+        for d in p.diagnostics
+        for s in d.status
+    )
+    assert _stays_zero(p, 0.3)
+
+    p.scan_changes = {}  # valid scans again: the robot may drive
+    assert p.spin_until(p.driving, 5.0)
+    assert proc.is_running()

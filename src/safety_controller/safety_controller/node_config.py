@@ -1,0 +1,233 @@
+"""The safety controller's parameters and how they become a filter config (no rclpy).
+
+One table (`PARAMETERS`) and one builder (`build_safety_config`) serve the node, the
+adversarial campaign and evaluation, so each builds its `SafetyFilter` from the same YAML
+(`config/safety_controller.yaml`, loaded by `load_parameters`) by the same rules.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from safety_controller.footprint import Footprint
+from safety_controller.limits import VelocityLimits
+from safety_controller.safety_filter import SafetyConfig
+from safety_controller.scan_geometry import LidarMount
+
+NODE_NAME = "safety_controller"
+FEEDBACK_MODES = ("OPEN_LOOP", "CLOSED_LOOP")
+
+# name -> (default, description, (low, high) range or None, read_only)
+PARAMETERS: dict[str, tuple[object, str, tuple[float, float] | None, bool]] = {
+    "max_velocity": ([0.26, 1.82], "max [linear m/s, angular rad/s], each >= 0", None, False),
+    "min_velocity": (
+        [-0.26, -1.82],
+        "min [linear m/s, angular rad/s], each <= 0; negative linear allows reverse",
+        None,
+        False,
+    ),
+    "max_accel": ([1.5, 3.2], "max acceleration [m/s^2, rad/s^2], > 0", None, False),
+    "max_decel": (
+        [-1.5, -3.2],
+        "normal deceleration [m/s^2, rad/s^2], negative, at least as strong as max_accel",
+        None,
+        False,
+    ),
+    "emergency_decel": (
+        [-1.6, -5.0],
+        "deceleration for safety stops [m/s^2, rad/s^2], negative, at least max_decel; "
+        "must be what the base can really do",
+        None,
+        False,
+    ),
+    "velocity_timeout": (0.5, "s without cmd_vel_nav before braking to zero", (0.05, 10.0), False),
+    "source_timeout": (0.5, "s without scan before the robot counts as blind", (0.05, 10.0), False),
+    "odom_timeout": (0.5, "s without odom before the last output is used", (0.05, 10.0), False),
+    "feedback": (
+        "CLOSED_LOOP",
+        "CLOSED_LOOP: scans are dead-reckoned on odom velocity while fresh; OPEN_LOOP: on "
+        "the last output",
+        None,
+        False,
+    ),
+    "reaction_time": (
+        0.15,
+        "s the guard assumes a command runs before braking; >= 1.5 control periods",
+        (0.0, 2.0),
+        False,
+    ),
+    "base_command_timeout": (
+        0.15,
+        "s the robot base keeps executing a command without a new one (its command "
+        "watchdog, e.g. diff_drive_controller cmd_vel_timeout); warned about when longer "
+        "than reaction_time, since the guard's reaction budget then does not cover it",
+        (0.01, 10.0),
+        False,
+    ),
+    "robot_radius": (0.11, "m, circular footprint when footprint is empty", (0.01, 5.0), False),
+    "footprint": ("", "polygon '[[x, y], ...]' in the base frame (m); empty: circle", None, False),
+    "safety_margin": (0.05, "m added around the footprint", (0.0, 1.0), False),
+    "lidar_x": (-0.032, "m, lidar position in the base frame", (-5.0, 5.0), False),
+    "lidar_y": (0.0, "m, lidar position in the base frame", (-5.0, 5.0), False),
+    "lidar_yaw": (0.0, "rad, lidar yaw in the base frame", (-math.pi, math.pi), False),
+    "allow_empty_scans": (
+        False,
+        "true: a scan without any return is an empty hall; false: once that lasts "
+        "source_timeout the robot counts as blind (a covered or broken lidar looks exactly "
+        "like an empty hall)",
+        None,
+        False,
+    ),
+    "memory_time": (
+        2.0,
+        "s an earlier scan may prove a direction the lidar does not see now free",
+        (0.0, 30.0),
+        False,
+    ),
+    "max_obstacle_speed": (
+        0.5,
+        "m/s cap on the estimated closing speed of moving obstacles; 0 treats every scan "
+        "point as static",
+        (0.0, 3.0),
+        False,
+    ),
+    "intervention_window": (
+        5.0,
+        "s over which the intervention rate is taken",
+        (0.1, 600.0),
+        False,
+    ),
+    "base_frame_id": ("base_link", "frame of TwistStamped cmd_vel", None, False),
+    "enable_stamped_cmd_vel": (False, "publish TwistStamped instead of Twist", None, True),
+    "publish_rate": (20.0, "Hz of the watchdog timer publishing cmd_vel", (20.0, 200.0), True),
+}
+
+DEFAULTS: dict[str, object] = {name: spec[0] for name, spec in PARAMETERS.items()}
+
+
+def floats(value: object) -> tuple[float, ...]:
+    """A list parameter as a tuple of floats; ValueError for anything else."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise ValueError(f"expected a list of numbers, got {value!r}")
+    return tuple(float(v) for v in value)
+
+
+def _flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+def _number(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    number = float(value)
+    bounds = PARAMETERS[name][2]
+    if not math.isfinite(number) or (bounds is not None and not bounds[0] <= number <= bounds[1]):
+        where = f" in [{bounds[0]}, {bounds[1]}]" if bounds is not None else ""
+        raise ValueError(f"{name} must be finite{where}, got {value!r}")
+    return number
+
+
+def complete(values: Mapping[str, object]) -> dict[str, object]:
+    """`values` over the defaults; ValueError naming any unknown parameter."""
+    unknown = sorted(set(values) - set(PARAMETERS))
+    if unknown:
+        raise ValueError(f"unknown safety_controller parameter(s): {', '.join(unknown)}")
+    return {**DEFAULTS, **values}
+
+
+def build_safety_config(values: Mapping[str, object]) -> tuple[SafetyConfig, LidarMount]:
+    """The filter config and lidar mount from parameter values; ValueError with the reason.
+
+    Missing names take their defaults; unknown names are an error (a typo in a YAML file
+    must not pass silently). Footprint and limit errors are ValueError subclasses.
+    """
+    v = complete(values)
+    numbers = {
+        name: _number(name, v[name])
+        for name, spec in PARAMETERS.items()
+        if isinstance(spec[0], float)
+    }
+    feedback = str(v["feedback"])
+    if feedback not in FEEDBACK_MODES:
+        raise ValueError(f"feedback must be one of {FEEDBACK_MODES}, got {feedback!r}")
+    period = 1.0 / numbers["publish_rate"]
+    reaction = numbers["reaction_time"]
+    if reaction < 1.5 * period:
+        raise ValueError(
+            f"reaction_time {reaction} s is shorter than 1.5 control periods "
+            f"({1.5 * period:.3f} s): the guard could not cover the time between outputs"
+        )
+    if numbers["velocity_timeout"] < period:
+        raise ValueError("velocity_timeout must be at least one control period")
+    limits = VelocityLimits(
+        max_velocity=floats(v["max_velocity"]),
+        min_velocity=floats(v["min_velocity"]),
+        max_accel=floats(v["max_accel"]),
+        max_decel=floats(v["max_decel"]),
+        emergency_decel=floats(v["emergency_decel"]),
+    )
+    footprint = Footprint.from_parameters(
+        str(v["footprint"]), numbers["robot_radius"], numbers["safety_margin"]
+    )
+    config = SafetyConfig(
+        limits=limits,
+        footprint=footprint,
+        reaction_time=reaction,
+        velocity_timeout=numbers["velocity_timeout"],
+        source_timeout=numbers["source_timeout"],
+        odom_timeout=numbers["odom_timeout"],
+        closed_loop=feedback == "CLOSED_LOOP",
+        intervention_window=numbers["intervention_window"],
+        max_step=max(0.25, 2.0 * period),
+        allow_empty_scans=_flag("allow_empty_scans", v["allow_empty_scans"]),
+        memory_time=numbers["memory_time"],
+        max_obstacle_speed=numbers["max_obstacle_speed"],
+    )
+    mount = LidarMount(x=numbers["lidar_x"], y=numbers["lidar_y"], yaw=numbers["lidar_yaw"])
+    return config, mount
+
+
+def base_horizon_problem(values: Mapping[str, object]) -> str | None:
+    """A warning when the base may run a command longer than the guard's budget covers."""
+    v = complete(values)
+    base = float(v["base_command_timeout"])  # type: ignore[arg-type]
+    reaction = float(v["reaction_time"])  # type: ignore[arg-type]
+    if base > reaction:
+        return (
+            f"base_command_timeout {base:g} s > reaction_time {reaction:g} s: the base may "
+            "keep executing a stale command longer than the collision guard's reaction "
+            "budget covers; set the base driver's command timeout (e.g. diff_drive_controller "
+            "cmd_vel_timeout) to at most reaction_time, or raise reaction_time"
+        )
+    return None
+
+
+def load_parameters(path: str | Path) -> dict[str, Any]:
+    """The `safety_controller: ros__parameters:` mapping of a node YAML file, over defaults.
+
+    ValueError (with the file named) when the file does not hold that mapping or names an
+    unknown parameter.
+    """
+    data = yaml.safe_load(Path(path).read_text())
+    try:
+        values = data[NODE_NAME]["ros__parameters"]
+    except (TypeError, KeyError) as exc:
+        raise ValueError(f"{path}: no '{NODE_NAME}: ros__parameters:' mapping") from exc
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: '{NODE_NAME}: ros__parameters:' is not a mapping")
+    try:
+        return complete(values)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+
+
+def load_safety_config(path: str | Path) -> tuple[SafetyConfig, LidarMount]:
+    """`build_safety_config` of a node YAML file (e.g. config/safety_controller.yaml)."""
+    return build_safety_config(load_parameters(path))
