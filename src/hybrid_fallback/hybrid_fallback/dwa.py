@@ -21,13 +21,21 @@ Tracked moving obstacles (position, velocity, radius) are checked at the time of
 rollout pose instead, with the same radius.
 A point already inside that radius at the start (robot too close already) only rejects the
 rollouts that get closer to it, so the robot can back or turn away instead of freezing.
+
+Unseen is not free: space the scan did not observe (outside the lidar's field of view, e.g.
+behind a robot with a 270-degree front lidar) is not driven into. The caller passes the
+scan's angular coverage (`ObservedSector`) and/or points on the edges of unobserved space;
+the two edge rays of the sector, from the lidar out past the rollouts' reach, are checked
+like obstacle points (same radius, same "inside at the start" rule) but do not score
+clearance. So no selected rollout sweeps the footprint across them into the unobserved
+wedge; turning on the spot (which sweeps no new area) stays possible.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -116,6 +124,80 @@ class DwaConfig:
 
 
 @dataclass(frozen=True)
+class ObservedSector:
+    """The bearings a scan observes, in the base frame, seen from the lidar at `origin`.
+
+    The beams cover `start` counter-clockwise through `start + span` (rad); every other
+    direction from the lidar is unobserved. A full-circle scan has no sector (use None).
+    """
+
+    start: float  # rad, base-frame bearing of the first beam
+    span: float  # rad, counter-clockwise from the first to the last beam, in [0, 2 pi)
+    origin: tuple[float, float] = (0.0, 0.0)  # m, lidar position in the base frame
+
+    def __post_init__(self) -> None:
+        """Reject non-finite values and spans outside [0, 2 pi)."""
+        values = (self.start, self.span, *self.origin)
+        if not all(math.isfinite(value) for value in values):
+            raise ValueError("ObservedSector values must be finite")
+        if not 0.0 <= self.span < 2.0 * math.pi:
+            raise ValueError(f"span must be in [0, 2 pi), got {self.span}")
+
+    @classmethod
+    def from_scan(
+        cls,
+        angle_min: float,
+        angle_increment: float,
+        count: int,
+        mount_x: float = 0.0,
+        mount_y: float = 0.0,
+        mount_yaw: float = 0.0,
+    ) -> ObservedSector | None:
+        """The sector of a scan (LaserScan angle_min, angle_increment, len(ranges), lidar mount).
+
+        None when the beams cover the full circle (at most one increment between the last
+        beam and the first), so a 360-degree lidar gives the same plans as before.
+        """
+        if not (math.isfinite(angle_min) and math.isfinite(angle_increment)):
+            raise ValueError("angle_min and angle_increment must be finite")
+        if angle_increment <= 0.0 or count < 1:
+            raise ValueError("need angle_increment > 0 and at least one beam")
+        if angle_increment * count >= 2.0 * math.pi - 1e-6:
+            return None
+        return cls(
+            start=angle_min + mount_yaw,
+            span=angle_increment * (count - 1),
+            origin=(float(mount_x), float(mount_y)),
+        )
+
+    def contains(self, bearing: float) -> bool:
+        """True when the base-frame `bearing` (from the lidar) is inside the sector."""
+        return (bearing - self.start) % (2.0 * math.pi) <= self.span + 1e-9
+
+    def boundary_points(self, reach: float, spacing: float, body: float = 0.0) -> np.ndarray:
+        """Points (N, 2), base frame, `spacing` m apart on the edges of the unobserved space.
+
+        Both edge rays run from the lidar out to `reach`. When the unobserved space is wider
+        than a half-plane (span < pi) it is not convex and a body could enter it without
+        crossing either ray, so an arc of radius `body` (about the base centre) closes it
+        off across the unobserved bearings.
+        """
+        steps = np.arange(0.0, reach + spacing, spacing)
+        rows = []
+        for angle in (self.start, self.start + self.span):
+            ray = np.column_stack((steps * math.cos(angle), steps * math.sin(angle)))
+            rows.append(ray + self.origin)
+        if self.span < math.pi and body > 0.0:
+            count = max(8, int(math.ceil(2.0 * math.pi * body / spacing)))
+            phi = np.linspace(0.0, 2.0 * math.pi, count, endpoint=False)
+            arc = body * np.column_stack((np.cos(phi), np.sin(phi)))
+            bearing = np.arctan2(arc[:, 1] - self.origin[1], arc[:, 0] - self.origin[0])
+            unseen = np.mod(bearing - self.start, 2.0 * math.pi) > self.span
+            rows.append(arc[unseen])
+        return np.concatenate(rows)
+
+
+@dataclass(frozen=True)
 class DwaResult:
     """The selected command and why it was chosen."""
 
@@ -127,6 +209,7 @@ class DwaResult:
     score: float  # best total score, NaN when no safe sample
     min_clearance: float  # m from footprint edge along the chosen rollout, inf if no points
     points_used: int  # obstacle points after reach filtering and grid reduction
+    blind_samples: int = 0  # samples refused only because they enter unobserved space
 
 
 def rollout_poses(
@@ -181,6 +264,38 @@ def _wrap(angle: np.ndarray) -> np.ndarray:
     return (angle + np.pi) % (2.0 * np.pi) - np.pi
 
 
+def _distances2(xs: np.ndarray, ys: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Squared distances (float32) of every rollout pose to every point: (samples, steps, N)."""
+    dx = xs.astype(np.float32)[:, :, None] - points[:, 0].astype(np.float32)
+    dy = ys.astype(np.float32)[:, :, None] - points[:, 1].astype(np.float32)
+    return dx * dx + dy * dy
+
+
+def _hits(
+    dist2: np.ndarray, points: np.ndarray, radius: float, closest2: np.ndarray | None = None
+) -> np.ndarray:
+    """Per rollout: True when it brings a point within `radius` of the centre.
+
+    `closest2` is `dist2.min(axis=1)` when the caller has it already.
+    A point already inside the radius at the start rejects only the rollouts that get
+    closer to it, so the robot can back or turn away instead of freezing.
+    """
+    px = points[:, 0].astype(np.float32)
+    py = points[:, 1].astype(np.float32)
+    start2 = px * px + py * py
+    radius2 = np.float32(radius * radius)
+    clear_start = start2 >= radius2
+    if closest2 is None:
+        closest2 = dist2.min(axis=1)
+    colliding = (closest2[:, clear_start] < radius2).any(axis=1)
+    if not clear_start.all():
+        inside = np.flatnonzero(~clear_start)
+        near2 = dist2[:, :, inside]
+        approaching = (near2 < radius2) & (near2 < start2[inside] * (1.0 - 1e-6))
+        colliding |= approaching.any(axis=(1, 2))
+    return colliding
+
+
 class DwaPlanner:
     """Dynamic Window Approach: choose (v, w) from obstacle points and a goal, both base frame."""
 
@@ -205,6 +320,9 @@ class DwaPlanner:
             w_lo = w_hi = min(max(angular, cfg.min_angular_velocity), cfg.max_angular_velocity)
         v_values = np.linspace(v_lo, v_hi, cfg.linear_samples)
         w_values = np.linspace(w_lo, w_hi, cfg.angular_samples)
+        # Rounding leaves -1e-17 where the grid crosses zero: that sample is standing still.
+        v_values[np.abs(v_values) < 1e-12] = 0.0
+        w_values[np.abs(w_values) < 1e-12] = 0.0
         # Standing still and pure rotation must be candidates whenever they are reachable.
         if v_lo <= 0.0 <= v_hi:
             v_values = np.unique(np.append(v_values, 0.0))
@@ -221,6 +339,8 @@ class DwaPlanner:
         heading_target: tuple[float, float] | None = None,
         cost_to_goal: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
         moving: np.ndarray | None = None,
+        observed_sector: ObservedSector | None = None,
+        unobserved_edges: np.ndarray | None = None,
     ) -> DwaResult:
         """Best (v, w) toward `goal` (x, y in the base frame) given the current (v, w).
 
@@ -230,6 +350,10 @@ class DwaPlanner:
         `moving` holds tracked moving obstacles as rows (x, y, vx, vy, radius) in the base
         frame; each rollout pose is checked against where they will be at that time
         (constant velocity), and their points should then be left out of `points`.
+        `observed_sector` is the scan's coverage (None: full circle) and `unobserved_edges`
+        (base frame, optional) are more points on edges of unobserved space, such as the
+        edges of a long run of beams without a measurement: rollouts that would carry the
+        footprint across either are refused, as into an obstacle.
         """
         cfg = self.config
         goal_x, goal_y = float(goal[0]), float(goal[1])
@@ -256,25 +380,12 @@ class DwaPlanner:
         if obstacles.shape[0] > 0:
             # Squared distances of every rollout pose to every point: (samples, steps, points).
             # float32 keeps the arrays small; its error (~1e-7 m) is far below the slack.
-            ox = obstacles[:, 0].astype(np.float32)
-            oy = obstacles[:, 1].astype(np.float32)
-            dx = xs.astype(np.float32)[:, :, None] - ox
-            dy = ys.astype(np.float32)[:, :, None] - oy
-            dist2 = dx * dx + dy * dy
+            dist2 = _distances2(xs, ys, obstacles)
             closest2 = dist2.min(axis=1)  # (samples, points)
             scored2 = dist2[:, -1, :] if cfg.clearance_at_end else closest2
             min_dist = np.sqrt(scored2.min(axis=1).astype(np.float64))
             n_hit = hittable.shape[0]
-            start2 = (ox * ox + oy * oy)[:n_hit]
-            radius2 = np.float32(check_radius * check_radius)
-            clear_start = start2 >= radius2
-            colliding = (closest2[:, :n_hit][:, clear_start] < radius2).any(axis=1)
-            if not clear_start.all():
-                # A point already inside the radius rejects only rollouts that approach it.
-                inside = np.flatnonzero(~clear_start)
-                near2 = dist2[:, :, inside]
-                approaching = (near2 < radius2) & (near2 < start2[inside] * (1.0 - 1e-6))
-                colliding |= approaching.any(axis=(1, 2))
+            colliding = _hits(dist2[:, :, :n_hit], hittable, check_radius, closest2[:, :n_hit])
         else:
             colliding = np.zeros(total, dtype=bool)
             min_dist = np.full(total, np.inf)
@@ -282,10 +393,31 @@ class DwaPlanner:
             hit_moving, moving_dist = self._check_moving(xs, ys, moving, check_radius)
             colliding |= hit_moving
             min_dist = np.minimum(min_dist, moving_dist)
+        edges = []
+        if observed_sector is not None:
+            # The arc (wide unobserved space only) lies on the footprint, inside the checked
+            # radius, so every rollout that moves the centre toward it is refused.
+            edges.append(
+                observed_sector.boundary_points(
+                    collision_reach, cfg.point_resolution, cfg.footprint_radius
+                )
+            )
+        if unobserved_edges is not None:
+            edges.append(np.asarray(unobserved_edges, dtype=np.float64).reshape(-1, 2))
+        blind_samples = 0
+        if edges:
+            blind, _ = split_points(
+                np.concatenate(edges), collision_reach, collision_reach, cfg.point_resolution, 1.0
+            )
+            if blind.shape[0]:
+                into_blind = _hits(_distances2(xs, ys, blind), blind, check_radius) & ~colliding
+                blind_samples = int(np.count_nonzero(into_blind))
+                colliding |= into_blind
         safe = ~colliding
 
         if not safe.any():
-            return self._no_safe_sample(obstacles, goal_x, goal_y, goal_distance, total)
+            result = self._no_safe_sample(obstacles, goal_x, goal_y, goal_distance, total)
+            return replace(result, blind_samples=blind_samples)
 
         clearance = np.clip(min_dist - check_radius, 0.0, cfg.clearance_cap) / cfg.clearance_cap
         end_x, end_y, end_yaw = xs[:, -1], ys[:, -1], yaws[:, -1]
@@ -330,6 +462,7 @@ class DwaPlanner:
             score=float(score[best]),
             min_clearance=min_clearance,
             points_used=int(obstacles.shape[0]),
+            blind_samples=blind_samples,
         )
 
     def _check_moving(

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from hybrid_fallback.dwa import DwaConfig, DwaPlanner, DwaResult
+from hybrid_fallback.dwa import DwaConfig, DwaPlanner, DwaResult, ObservedSector
 from hybrid_fallback.nav_grid import NavGridConfig, NavigationGrid
 
 
@@ -22,6 +22,9 @@ class GuidanceConfig:
     stuck_distance: float = 0.05  # m
     recovery_time: float = 2.0  # s of backing or turning toward open space
     recovery_speed: float = 0.1  # m/s, largest speed (either way) while recovering
+    # Score weight, while recovering with part of the surroundings unobserved, of facing away
+    # from the nearest obstacle (a turn on the spot then picks that way, not an arbitrary one).
+    recovery_turn_weight: float = 0.2
 
     def validate(self) -> None:
         """Raise ValueError naming the first invalid value."""
@@ -33,6 +36,8 @@ class GuidanceConfig:
             raise ValueError("lookahead must be finite and > 0")
         if not (math.isfinite(self.replan_period) and self.replan_period > 0.0):
             raise ValueError("replan_period must be finite and > 0")
+        if not (math.isfinite(self.recovery_turn_weight) and self.recovery_turn_weight >= 0.0):
+            raise ValueError("recovery_turn_weight must be finite and >= 0")
 
 
 class FallbackController:
@@ -41,7 +46,12 @@ class FallbackController:
     When the robot has not moved for `stuck_time` (typically wedged at a corner that the
     path passes more tightly than the DWA's margin allows), it spends `recovery_time`
     moving slowly, forward or backward, to where the rollout ends with the most clearance,
-    then approaches again.
+    then approaches again. Unseen is not free: with part of the surroundings unobserved
+    (`observed_sector`, `unobserved_edges`: e.g. the back of a robot with a 270-degree
+    front lidar) neither the recovery nor normal driving moves the footprint into it, so
+    with a trap ahead the recovery turns on the spot, away from the nearest obstacle,
+    instead of reversing blind (with a front lidar the space behind is never in view, so it
+    never reverses; it turns until forward motion is free).
     """
 
     def __init__(
@@ -70,17 +80,21 @@ class FallbackController:
     def planner(self, planner: DwaPlanner) -> None:
         self._planner = planner
         speed = self.guidance.recovery_speed
-        self._recovery_planner = DwaPlanner(
-            replace(
-                planner.config,
-                max_linear_velocity=min(speed, planner.config.max_linear_velocity),
-                min_linear_velocity=-speed,
-                heading_weight=0.0,
-                goal_distance_weight=0.0,
-                speed_weight=0.0,
-                clearance_weight=1.0,
-                clearance_at_end=True,
-            )
+        recovery = replace(
+            planner.config,
+            max_linear_velocity=min(speed, planner.config.max_linear_velocity),
+            min_linear_velocity=-speed,
+            heading_weight=0.0,
+            goal_distance_weight=0.0,
+            speed_weight=0.0,
+            clearance_weight=1.0,
+            clearance_at_end=True,
+        )
+        self._recovery_planner = DwaPlanner(recovery)
+        # Partly blind: turns on the spot all end with the same clearance, so a heading
+        # term (aimed away from the nearest obstacle) chooses the way to turn.
+        self._blind_recovery_planner = DwaPlanner(
+            replace(recovery, heading_weight=self.guidance.recovery_turn_weight)
         )
 
     def _stuck(self, x: float, y: float, now: float) -> bool:
@@ -120,17 +134,23 @@ class FallbackController:
         velocity: tuple[float, float],
         now: float,
         moving: np.ndarray | None = None,
+        observed_sector: ObservedSector | None = None,
+        unobserved_edges: np.ndarray | None = None,
     ) -> DwaResult:
         """Command for the robot at `pose` (odom) with scan `points` (base frame).
 
         `moving`: tracked moving obstacles for the DWA (see `DwaPlanner.compute`).
+        `observed_sector`: the scan's angular coverage (`ObservedSector.from_scan`; None for
+        a full circle) and `unobserved_edges`: points on other edges of unobserved space
+        (base frame); motion into unobserved space is refused, recovery included.
         """
         x, y, yaw = (float(value) for value in pose)
         cos_yaw, sin_yaw = math.cos(yaw), math.sin(yaw)
         dx, dy = goal[0] - x, goal[1] - y
         goal_base = (cos_yaw * dx + sin_yaw * dy, -sin_yaw * dx + cos_yaw * dy)
+        unseen = {"observed_sector": observed_sector, "unobserved_edges": unobserved_edges}
         if not self.guidance.enabled:
-            return self.planner.compute(points, goal_base, velocity, moving=moving)
+            return self.planner.compute(points, goal_base, velocity, moving=moving, **unseen)
 
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
         rotation = np.array([[cos_yaw, -sin_yaw], [sin_yaw, cos_yaw]])
@@ -151,8 +171,7 @@ class FallbackController:
             self._planned_goal, self._planned_at = goal_key, now
 
         if self._stuck(x, y, now):
-            result = self._recovery_planner.compute(pts, goal_base, velocity, moving=moving)
-            return replace(result, reason=f"recovery: {result.reason}")
+            return self._recover(pts, goal_base, velocity, moving, **unseen)
 
         carrot = self.grid.carrot((x, y), self.guidance.lookahead)
         heading_target = None
@@ -172,4 +191,37 @@ class FallbackController:
             heading_target=heading_target,
             cost_to_goal=cost_to_goal,
             moving=moving,
+            **unseen,
         )
+
+    def _recover(
+        self,
+        pts: np.ndarray,
+        goal_base: tuple[float, float],
+        velocity: tuple[float, float],
+        moving: np.ndarray | None,
+        observed_sector: ObservedSector | None,
+        unobserved_edges: np.ndarray | None,
+    ) -> DwaResult:
+        """One recovery command: toward clearance, never into unobserved space."""
+        partly_blind = observed_sector is not None or (
+            unobserved_edges is not None and np.asarray(unobserved_edges).size > 0
+        )
+        if not partly_blind:
+            result = self._recovery_planner.compute(pts, goal_base, velocity, moving=moving)
+        else:
+            away = None  # a far point opposite the nearest obstacle (the goal without one)
+            if pts.shape[0]:
+                nearest = pts[int(np.argmin(np.einsum("ij,ij->i", pts, pts)))]
+                scale = -10.0 / max(math.hypot(nearest[0], nearest[1]), 1e-9)
+                away = (scale * float(nearest[0]), scale * float(nearest[1]))
+            result = self._blind_recovery_planner.compute(
+                pts,
+                goal_base,
+                velocity,
+                heading_target=away,
+                moving=moving,
+                observed_sector=observed_sector,
+                unobserved_edges=unobserved_edges,
+            )
+        return replace(result, reason=f"recovery: {result.reason}")

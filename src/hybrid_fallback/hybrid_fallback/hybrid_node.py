@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from dataclasses import fields
+from dataclasses import astuple, fields
 
 import numpy as np
 import rclpy
@@ -46,9 +46,11 @@ from hybrid_fallback.arbiter import (
     Decision,
     Mode,
 )
-from hybrid_fallback.dwa import DwaConfig, DwaPlanner
+from hybrid_fallback.dwa import DwaConfig, DwaPlanner, ObservedSector
 from hybrid_fallback.fallback import FallbackController, GuidanceConfig
 from hybrid_fallback.nav_grid import NavGridConfig, NavigationGrid
+from rlguard_common.scan_validity import REASONS as SCAN_REASONS
+from rlguard_common.scan_validity import validate_scan_message
 from safety_controller.scan_geometry import LidarMount, ScanPoints, scan_to_points
 
 LATCHED = QoSProfile(
@@ -251,11 +253,13 @@ class HybridFallbackNode(Node):
         self._goal: tuple[float, float] | None = None
         self._goal_id: int | None = None
         self._scan: ScanPoints | None = None
+        self._observed_sector: ObservedSector | None = None  # None: the full circle
         self._scan_time: float | None = None
         self._pose: tuple[float, float, float] | None = None
         self._velocity = (0.0, 0.0)
         self._odom_time: float | None = None
         self.dropped: Counter[str] = Counter()
+        self.rejected_scans: dict[str, int] = dict.fromkeys(SCAN_REASONS, 0)
         self._last_dwa_reason = "not run"
         self._dwa_time_last = 0.0
         self._dwa_time_max = 0.0
@@ -365,12 +369,20 @@ class HybridFallbackNode(Node):
         self._step(on_event=True)
 
     def _on_scan(self, msg: LaserScan) -> None:
-        header = (msg.angle_min, msg.angle_increment, msg.range_min, msg.range_max)
-        if len(msg.ranges) == 0 or not _finite(*header) or msg.angle_increment == 0.0:
+        reason = validate_scan_message(msg)
+        if reason is not None:
+            # The last valid scan ages out after source_timeout: the fallback is then
+            # unhealthy (it cannot see).
             self.dropped["scan"] += 1
+            self.rejected_scans[reason] += 1
+            self.get_logger().warning(f"scan rejected ({reason})", throttle_duration_sec=5.0)
             return
+        header = (msg.angle_min, msg.angle_increment, msg.range_min, msg.range_max)
         ranges = np.asarray(msg.ranges, dtype=np.float64)
         self._scan = scan_to_points(ranges, *header, mount=self._mount)
+        self._observed_sector = ObservedSector.from_scan(
+            msg.angle_min, msg.angle_increment, len(msg.ranges), *astuple(self._mount)
+        )
         self._scan_time = self._now()
 
     def _on_odom(self, msg: Odometry) -> None:
@@ -466,7 +478,13 @@ class HybridFallbackNode(Node):
             return 0.0, 0.0
         started = time.perf_counter()
         result = self.controller.compute(
-            self._scan.points, self._pose, self._goal, self._velocity, now
+            self._scan.points,
+            self._pose,
+            self._goal,
+            self._velocity,
+            now,
+            observed_sector=self._observed_sector,
+            unobserved_edges=self._scan.frontier,
         )
         elapsed = time.perf_counter() - started
         self._dwa_time_last = elapsed
@@ -512,6 +530,8 @@ class HybridFallbackNode(Node):
             )
         for topic, count in sorted(self.dropped.items()):
             values[f"dropped {topic}"] = str(count)
+        for rejection, count in self.rejected_scans.items():
+            values[f"rejected_scan_{rejection}"] = str(count)
         status = DiagnosticStatus(
             level=LEVEL_OF_MODE[arbiter.mode],
             name=f"{self.get_name()}: arbiter",

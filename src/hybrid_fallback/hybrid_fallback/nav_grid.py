@@ -5,10 +5,14 @@ when the goal lies behind it. Like the "global dynamic window approach" (Brock &
 1999), the fallback therefore scores rollouts by a navigation function: the shortest-path
 distance to the goal over a grid of remembered obstacles, with cells inside the robot's
 footprint + margin of an obstacle made very expensive (not forbidden, so every cell keeps a
-finite value and the robot can always leave a tight spot). Unknown space counts as free.
+finite value and the robot can always leave a tight spot). Unknown space counts as free
+for the path cost only (so a path may lead through space not yet seen); it is never a
+licence to move: the DWA refuses motion into space the current scan did not observe.
 
 The grid lives in the odom frame. Each scan marks its hit cells and clears the cells along
-its beams before the hit, so obstacles that moved away are forgotten.
+its beams before the hit, so obstacles that moved away are forgotten. Only beams with a
+return clear anything: a beam without one (NaN, +inf) and directions outside the field of
+view leave the grid as it was.
 """
 
 from __future__ import annotations

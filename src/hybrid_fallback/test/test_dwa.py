@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hybrid_fallback.dwa import DwaConfig, DwaPlanner, grid_reduce, rollout_poses
+from hybrid_fallback.dwa import DwaConfig, DwaPlanner, ObservedSector, grid_reduce, rollout_poses
 
 CONFIG = DwaConfig()
 
@@ -184,3 +184,98 @@ def test_a_crossing_obstacle_changes_the_choice_only_when_it_is_tracked():
     tracked = planner.compute(np.zeros((0, 2)), (3.0, 0.0), (0.26, 0.0), moving=moving)
     assert (blind.linear, blind.angular) != (tracked.linear, tracked.angular)
     assert tracked.min_clearance >= 0.0 or tracked.reason != "best_sample"
+
+
+# --------------------------------------------------------------- unseen is not free
+
+
+def outside_sector(points: np.ndarray, sector: ObservedSector) -> np.ndarray:
+    """Per point: True where its bearing from the lidar lies outside the sector."""
+    rel = points - np.asarray(sector.origin)
+    bearing = np.arctan2(rel[:, 1], rel[:, 0])
+    return np.mod(bearing - sector.start, 2.0 * math.pi) > sector.span + 1e-9
+
+
+def footprint_samples(path: np.ndarray, radius: float) -> np.ndarray:
+    """Points on the footprint circle (and the centre) at every pose of a path: (N, 2)."""
+    phi = np.linspace(0.0, 2.0 * math.pi, 73)
+    ring = np.column_stack((np.cos(phi), np.sin(phi))) * radius
+    return np.concatenate(((path[:, None, :] + ring[None, :, :]).reshape(-1, 2), path))
+
+
+def test_observed_sector_from_a_scan():
+    assert ObservedSector.from_scan(-math.pi, math.radians(1.0), 360) is None  # full circle
+    sector = ObservedSector.from_scan(-0.75 * math.pi, math.radians(1.0), 271, -0.032, 0.0, 0.1)
+    assert sector is not None
+    assert sector.start == pytest.approx(-0.75 * math.pi + 0.1)
+    assert sector.span == pytest.approx(1.5 * math.pi)
+    assert sector.origin == (-0.032, 0.0)
+    assert sector.contains(0.0) and sector.contains(0.75 * math.pi)
+    assert not sector.contains(math.pi) and not sector.contains(-0.8 * math.pi + 0.1)
+    edges = sector.boundary_points(0.5, 0.02)
+    assert edges.shape[0] > 40
+    assert not outside_sector(edges[np.hypot(*(edges - sector.origin).T) > 1e-9], sector).any()
+    for bad in ((math.nan, 0.01, 10), (0.0, 0.0, 10), (0.0, -0.01, 10), (0.0, 0.01, 0)):
+        with pytest.raises(ValueError):
+            ObservedSector.from_scan(*bad)
+    with pytest.raises(ValueError):
+        ObservedSector(start=0.0, span=2.0 * math.pi)
+
+
+def test_reversing_into_the_unobserved_back_is_refused():
+    planner = DwaPlanner(DwaConfig(min_linear_velocity=-0.2))
+    sector = ObservedSector.from_scan(-0.75 * math.pi, math.radians(1.0), 271, -0.032, 0.0)
+    empty = np.zeros((0, 2))
+    # Goal behind, nothing seen: with the full circle observed it backs up ...
+    seen = planner.compute(empty, (-2.0, 0.0), (-0.1, 0.0))
+    assert seen.linear < 0.0 and seen.blind_samples == 0
+    # ... with a 270-degree front lidar the back is unobserved: no reverse at all.
+    for velocity in ((0.0, 0.0), (-0.1, 0.0), (-0.1, 1.0)):
+        result = planner.compute(empty, (-2.0, 0.0), velocity, observed_sector=sector)
+        assert result.linear >= 0.0
+        assert result.blind_samples > 0
+    # Turning on the spot stays possible (it sweeps no new area).
+    result = planner.compute(empty, (-2.0, 0.0), (0.0, 0.0), observed_sector=sector)
+    assert result.linear == 0.0 and result.angular != 0.0
+    # Edges of unobserved space given as points have the same effect.
+    edges = sector.boundary_points(1.0, 0.02)
+    result = planner.compute(empty, (-2.0, 0.0), (0.0, 0.0), unobserved_edges=edges)
+    assert result.linear >= 0.0 and result.blind_samples > 0
+    result = planner.compute(empty, (-2.0, 0.0), (0.0, 0.0), unobserved_edges=np.zeros((0, 2)))
+    assert result.linear < 0.0
+
+
+def test_forward_driving_is_unchanged_by_an_unobserved_back():
+    planner = DwaPlanner(CONFIG)
+    sector = ObservedSector.from_scan(-0.75 * math.pi, math.radians(1.0), 271, -0.032, 0.0)
+    points = wall(1.0, -2.0, 0.3)
+    for goal, velocity in (((3.0, 0.5), (0.2, 0.0)), ((1.0, 2.0), (0.1, 0.5))):
+        full = planner.compute(points, goal, velocity)
+        front = planner.compute(points, goal, velocity, observed_sector=sector)
+        assert (front.linear, front.angular) == (full.linear, full.angular)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    start=st.floats(-math.pi, math.pi),
+    span=st.floats(0.2 * math.pi, 1.9 * math.pi),
+    origin_x=st.floats(-0.05, 0.05),
+    origin_y=st.floats(-0.05, 0.05),
+    goal_angle=st.floats(-math.pi, math.pi),
+    goal_distance=st.floats(0.3, 5.0),
+    linear=st.floats(-0.2, 0.26),
+    angular=st.floats(-1.8, 1.8),
+)
+def test_selected_rollout_never_carries_the_footprint_into_unobserved_space(
+    start, span, origin_x, origin_y, goal_angle, goal_distance, linear, angular
+):
+    config = DwaConfig(min_linear_velocity=-0.2)
+    planner = DwaPlanner(config)
+    sector = ObservedSector(start=start, span=span, origin=(origin_x, origin_y))
+    goal = (goal_distance * math.cos(goal_angle), goal_distance * math.sin(goal_angle))
+    result = planner.compute(np.zeros((0, 2)), goal, (linear, angular), observed_sector=sector)
+    path = fine_rollout(result.linear, result.angular, config.sim_time)
+    body = footprint_samples(path, config.footprint_radius)
+    unseen = body[outside_sector(body, sector)]
+    # Only space the body covered at the start may be entered (grid rounding aside).
+    assert np.hypot(unseen[:, 0], unseen[:, 1]).max(initial=0.0) <= (config.footprint_radius + 1e-3)

@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 
+from hybrid_fallback.dwa import ObservedSector
 from hybrid_fallback.fallback import FallbackController, GuidanceConfig
 from hybrid_fallback.nav_grid import NavGridConfig, NavigationGrid, cost_field
 
@@ -174,3 +175,87 @@ def test_a_clock_jump_backwards_does_not_hold_a_recovery_or_the_plan():
     result = controller.compute(np.zeros((0, 2)), (0.0, 0.0, 0.0), (3.0, 0.0), (0.0, 0.0), 50.0)
     assert not result.reason.startswith("recovery")
     assert controller._planned_at == 50.0
+
+
+# --------------------------------------------------------------- unseen is not free
+
+LIDAR_270 = ObservedSector.from_scan(-0.75 * math.pi, math.radians(1.0), 271, -0.032, 0.0)
+
+
+def test_recovery_with_a_270_degree_lidar_turns_in_place_instead_of_reversing():
+    wall = wall_points(0.2, -1.0, 1.0)  # as in the test above: the 360-degree recovery backs up
+    controller = FallbackController(guidance=GuidanceConfig(stuck_time=0.5))
+    recovering = []
+    for step in range(50):  # wedged: the pose never changes
+        result = controller.compute(
+            wall, (0.0, 0.0, 0.0), (3.0, 0.0), (0.0, 0.0), step * 0.05, observed_sector=LIDAR_270
+        )
+        assert result.linear >= 0.0
+        if result.reason.startswith("recovery"):
+            recovering.append(result)
+    assert controller.recoveries == 1 and recovering
+    assert all(r.linear == 0.0 and r.angular != 0.0 for r in recovering)
+    assert all(r.blind_samples > 0 for r in recovering)
+
+
+@pytest.mark.parametrize("side", [1.0, -1.0])
+def test_blind_recovery_turns_away_from_the_nearest_obstacle(side):
+    # A wall ahead and, nearer, a post ahead on one side: turn toward the other side.
+    points = np.vstack((wall_points(0.2, -1.0, 1.0), [[0.16, side * 0.08]]))
+    controller = FallbackController(guidance=GuidanceConfig(stuck_time=0.5))
+    velocity = (0.0, 0.0)
+    turns = []
+    for step in range(30):
+        result = controller.compute(
+            points, (0.0, 0.0, 0.0), (3.0, 0.0), velocity, step * 0.05, observed_sector=LIDAR_270
+        )
+        if result.reason.startswith("recovery"):
+            turns.append(result.angular)
+            velocity = (result.linear, result.angular)
+    assert turns and all(turn * side < 0.0 for turn in turns)
+
+
+def test_a_270_degree_lidar_robot_escapes_a_trap_without_reversing_into_what_it_cannot_see():
+    # The U-shaped trap of the guided-controller test, plus a post right behind the start
+    # that a 270-degree front lidar (blind from -135 to +135 degrees behind) cannot see.
+    ys = np.arange(-0.8, 0.8, 0.02)
+    xs = np.arange(-0.5, 0.6, 0.02)
+    post_y = np.arange(-0.15, 0.15, 0.02)
+    world = np.vstack(
+        (
+            np.column_stack((np.full_like(ys, 0.6), ys)),
+            np.column_stack((xs, np.full_like(xs, 0.8))),
+            np.column_stack((xs, np.full_like(xs, -0.8))),
+            np.column_stack((np.full_like(post_y, -0.3), post_y)),
+        )
+    )
+    mount = np.array(LIDAR_270.origin)
+
+    def run(sector: ObservedSector | None) -> tuple[float, float, float, int]:
+        controller = FallbackController(guidance=GuidanceConfig(stuck_time=1.0))
+        x, y, yaw, v, w = 0.0, 0.0, 0.0, 0.0, 0.0
+        goal = (2.0, 0.0)
+        slowest, nearest = math.inf, math.inf
+        for step in range(1200):  # 60 s at 20 Hz, ideal unicycle
+            c, s = math.cos(yaw), math.sin(yaw)
+            local = (world - (x, y)) @ np.array([[c, -s], [s, c]])
+            rel = local - mount
+            seen = np.abs(np.arctan2(rel[:, 1], rel[:, 0])) <= 0.75 * math.pi
+            result = controller.compute(
+                local[seen], (x, y, yaw), goal, (v, w), step * 0.05, observed_sector=sector
+            )
+            v, w = result.linear, result.angular
+            slowest = min(slowest, v)
+            x, y, yaw = x + v * c * 0.05, y + v * s * 0.05, yaw + w * 0.05
+            nearest = min(nearest, float(np.hypot(*(world - (x, y)).T).min()))
+            if math.hypot(goal[0] - x, goal[1] - y) < 0.2:
+                break
+        return math.hypot(goal[0] - x, goal[1] - y), slowest, nearest, controller.recoveries
+
+    distance, slowest, nearest, recoveries = run(LIDAR_270)
+    assert recoveries >= 1  # it did get stuck and recover
+    assert slowest >= 0.0  # never reversed: the back is unobserved
+    assert nearest > 0.11  # never touched anything, seen or not
+    assert distance < 0.2
+    # Told nothing about the lidar's coverage, the same recovery backs toward the post.
+    assert run(None)[1] < 0.0
