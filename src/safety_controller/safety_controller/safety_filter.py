@@ -593,12 +593,16 @@ class SafetyFilter:
         output = _finite_within_limits(output, limits)
         requested = request if request is not None else (0.0, 0.0)
         # An output equal to the request needs no reason, unless the guard produced it by
-        # cutting the ramp towards it (e.g. a stop faster than max_decel): a safety stop.
+        # cutting the ramp towards it, or it brakes harder than max_decel allows: a safety
+        # stop keeps its safety reasons.
         if _close(output, requested) and INVALID_INPUT not in reasons:
             guard_reasons = reasons & {COLLISION, BLIND_DIRECTION}
+            hard = not in_box(output, reachable_box(previous, limits, dt))
+            kept = reasons & SAFETY_REASONS if hard else set()
             reasons.clear()
             if guard_changed:
                 reasons |= guard_reasons or {COLLISION}
+            reasons |= kept
         frozen = frozenset(reasons)
         scale = (
             scale_hint if scale_hint is not None else _allowed_fraction(requested, output, limits)

@@ -7,7 +7,6 @@ the output goes to zero even when every upstream node has died.
 
 from __future__ import annotations
 
-import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist, TwistStamped
@@ -28,14 +27,14 @@ from std_msgs.msg import Bool, Float32
 from std_srvs.srv import Trigger
 
 from rlguard_common.scan_validity import REASONS as SCAN_REASONS
-from rlguard_common.scan_validity import validate_scan_message
 from safety_controller.node_config import (
     PARAMETERS,
     base_horizon_problem,
     build_safety_config,
 )
 from safety_controller.safety_filter import SafetyConfig, SafetyFilter
-from safety_controller.scan_geometry import LidarMount, scan_to_points
+from safety_controller.scan_geometry import LidarMount
+from safety_controller.scan_input import CONVERSION_FAILED, feed_scan
 
 LATCHED = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
@@ -46,8 +45,7 @@ ESTOP_VOLATILE = QoSProfile(
     depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE
 )
 # The scan could not be turned into points (a bug or a message the validator let through).
-SCAN_CONVERSION_FAILED = "conversion_failed"
-SCAN_REJECTION_REASONS = (*SCAN_REASONS, SCAN_CONVERSION_FAILED)
+SCAN_REJECTION_REASONS = (*SCAN_REASONS, CONVERSION_FAILED)
 # Filter states in which the robot cannot see or must not move: diagnostics ERROR.
 ERROR_STATES = frozenset(
     {"BLIND", "STALE_SCAN", "NO_SCAN", "EMPTY_SCAN", "INVALID_SCAN", "INVALID_TIME"}
@@ -179,29 +177,13 @@ class SafetyControllerNode(Node):
 
     def _on_scan(self, msg: LaserScan) -> None:
         now = self._now()
-        reason = validate_scan_message(msg)
-        if reason is None:
-            try:
-                points = scan_to_points(
-                    np.asarray(msg.ranges, dtype=np.float64),
-                    msg.angle_min,
-                    msg.angle_increment,
-                    msg.range_min,
-                    msg.range_max,
-                    self._mount,
-                )
-            except Exception as exc:  # noqa: BLE001 - a bad scan must end in a stop, not a crash
-                self.get_logger().error(f"scan conversion failed: {exc!r}")
-                reason = SCAN_CONVERSION_FAILED
-        if reason is not None:
-            self._reject_scan(now, reason)
-            return
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        self._filter.set_scan(points, now, stamp if stamp > 0.0 else None)
+        reason = feed_scan(self._filter, msg, stamp, now, self._mount)
+        if reason is not None:
+            self._count_rejected_scan(reason)
 
-    def _reject_scan(self, now: float, reason: str) -> None:
-        """An unusable scan: the filter treats the robot as blind until a valid one."""
-        self._filter.reject_scan(now, reason)
+    def _count_rejected_scan(self, reason: str) -> None:
+        """An unusable scan (the filter now brakes as if blind): count and say why."""
         self._rejected_scans[reason] = self._rejected_scans.get(reason, 0) + 1
         self._last_rejected_reason = reason
         self.get_logger().warning(

@@ -359,3 +359,14 @@ def test_a_command_sent_after_a_clock_jump_back_is_fresh():
     filt.set_command(0.1, 0.0, 50.0)  # already in the new time base
     out = filt.step(50.0)
     assert out.state == "OK" and out.linear == pytest.approx(0.1)
+
+
+def test_a_blind_stop_harder_than_max_decel_keeps_its_safety_reason():
+    """Braking at emergency_decel to a zero request is a safety stop, not a plain ramp."""
+    filt = SafetyFilter(SafetyConfig(limits=LIMITS))
+    _, t = run(filt, wall_scan(3.0), (0.0, 0.24), 20)
+    filt.reject_scan(t, "angle_increment_not_positive")
+    filt.set_command(0.0, 0.0, t)
+    out = filt.step(t)
+    assert out.angular < 0.24 - 3.2 * PERIOD  # beyond max_decel's reach in one period
+    assert BLIND in out.reasons
