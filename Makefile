@@ -77,11 +77,12 @@ bench: $(BUILD_STAMP)
 	done
 	$(WS) python bench/aggregate.py --out bench/results
 
-# The adversarial campaign through the real safety core (a small budget runs in make test),
-# then the fault-injection matrix over real processes (its rows are tests in make test too).
+# The adversarial campaign through the real safety core, 100,000 control steps per class
+# (a small budget of every class runs in make test), then the fault-injection matrix over
+# real processes (its rows are tests in make test too).
 reliability: $(BUILD_STAMP)
 	mkdir -p bench/results
-	$(WS) python -m safety_controller.reliability_campaign --steps 100000 --out bench/results
+	$(WS) python -m safety_controller.reliability_campaign --steps 100000 --workers 2 --out bench/results
 	$(WS) RLGUARD_FAULT_MATRIX_OUT=bench/results python -m pytest -q src/sim_bringup/test/test_fault_matrix.py
 
 clean:

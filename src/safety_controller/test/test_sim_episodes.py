@@ -73,7 +73,7 @@ def run_episode(sim, seed: int) -> tuple[int, bool, float]:
     for step in range(steps):
         now = sim.time
         if step % SCAN_EVERY == 0:
-            filt.set_scan(campaign.read_scan(sim, mount), now)
+            assert campaign.feed_scan(filt, campaign.scan_message(sim), now, mount) is None
         odom = sim.odometry()
         filt.set_odometry(odom.v, odom.w, now)
         if step % 60 == 59:  # a new obstacle to ram every 3 s

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import rclpy
 import yaml
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
@@ -95,6 +96,12 @@ class DemoNode(Node):
         self.create_subscription(String, "hybrid/mode", self._on_mode, LATCHED)
         self.create_subscription(Float32, "safety/scale", self._on_scale, RELIABLE)
         self.create_subscription(UInt32, "sim/collisions", self._on_collisions, RELIABLE)
+        self.create_subscription(
+            UInt32, "sim/at_fault_collisions", self._on_at_fault_collisions, RELIABLE
+        )
+        self.command = (0.0, 0.0)
+        self.policy_command = (0.0, 0.0)
+        self.model = self.primary_model
         self.create_subscription(Twist, "cmd_vel", self._on_cmd_vel, RELIABLE)
         for topic, message_type, type_name, qos in RECORDED_TOPICS:
             recorder.add_topic(f"/{topic}", type_name)
@@ -107,6 +114,8 @@ class DemoNode(Node):
         )
         self.trigger_client = self.create_client(Trigger, "safety/trigger_estop")
         self.reset_client = self.create_client(Trigger, "safety/reset")
+        self.create_subscription(Twist, "policy/cmd_vel", self._on_policy_cmd_vel, RELIABLE)
+        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, RELIABLE)
         self.create_timer(0.1, self._tick)
 
     # -- inputs -------------------------------------------------------------------
@@ -145,10 +154,35 @@ class DemoNode(Node):
             self.log.interventions += 1
         self._intervening = intervening
 
+    def _collision_details(self) -> dict:
+        """What the robot was doing: where, which mode drove it, the commands in force."""
+        return {
+            "x": round(self.pose[0], 3),
+            "y": round(self.pose[1], 3),
+            "mode": self.mode,
+            "model": self.model,
+            "speed": round(self.speed, 3),
+            "safety_scale": round(self.scale, 3),
+            "cmd_vel": [round(v, 3) for v in self.command],
+            "policy_cmd_vel": [round(v, 3) for v in self.policy_command],
+        }
+
     def _on_collisions(self, msg: UInt32) -> None:
-        self.log.collisions = int(msg.data)
+        self.log.collision(self._now(), int(msg.data), False, **self._collision_details())
+
+    def _on_at_fault_collisions(self, msg: UInt32) -> None:
+        self.log.collision(self._now(), int(msg.data), True, **self._collision_details())
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name == "mujoco_sim: simulator":
+                self.log.simulator = {kv.key: kv.value for kv in status.values}
+
+    def _on_policy_cmd_vel(self, msg: Twist) -> None:
+        self.policy_command = (msg.linear.x, msg.angular.z)
 
     def _on_cmd_vel(self, msg: Twist) -> None:
+        self.command = (msg.linear.x, msg.angular.z)
         # Publishes from just before the confirmation may still be queued on a loaded
         # machine (a topic and a service reply are not ordered): judge after 0.5 s of
         # sim time. The e-stop's own latency is measured by the benchmarks.
@@ -178,6 +212,7 @@ class DemoNode(Node):
             model = (
                 self.alternate_model if action is Action.SWAP_TO_ALTERNATE else self.primary_model
             )
+            self.model = model
             self._set_model(model, action)
         elif action is Action.TRIGGER_ESTOP:
             self._call(self.trigger_client, action)
@@ -229,6 +264,7 @@ class DemoNode(Node):
             f"  goals={self.goals_reached}/{len(self.log.goals)}"
             f"  speed={self.speed:4.2f} m/s  scale={self.scale:4.2f}"
             f"  interventions={self.log.interventions}  collisions={self.log.collisions}"
+            f" (at fault {self.log.at_fault_collisions})"
         )
 
 
@@ -239,7 +275,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", default="nav_policy.pt", help="primary policy (models/)")
     parser.add_argument("--alternate-model", default="weak_policy.pt", help="swapped in mid-run")
     parser.add_argument("--rtf", type=float, default=2.0, help="simulation real-time factor")
-    parser.add_argument("--timeout", type=float, default=240.0, help="wall-clock budget (s)")
+    # Generous: the simulation runs in lockstep with the stack, so a loaded machine
+    # stretches the wall time of a run (never its sim-time outcome).
+    parser.add_argument("--timeout", type=float, default=600.0, help="wall-clock budget (s)")
     parser.add_argument("--out", default=None, help="output directory (default runs/<time>)")
     return parser.parse_args(argv)
 
@@ -301,6 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         node.destroy_node()
         rclpy.try_shutdown()
         runner.stop()
+    log.wall_time = time.monotonic() - started
     log.write_report(out / "report.json")
     plot_trajectory(log, world, out / "trajectory.png")
     print(log.summary_table())

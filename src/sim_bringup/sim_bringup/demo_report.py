@@ -107,10 +107,14 @@ class DemoLog:
     events: list[dict[str, Any]] = field(default_factory=list)
     goal_times: list[float] = field(default_factory=list)
     collisions: int = 0
+    at_fault_collisions: int = 0
+    collision_events: list[dict[str, Any]] = field(default_factory=list)
     interventions: int = 0
     estop_max_speed: float = 0.0
     mode_changes: list[tuple[float, str, str]] = field(default_factory=list)
     script_problems: list[str] = field(default_factory=list)
+    wall_time: float = 0.0  # s the run took (the simulation waits for a slow stack)
+    simulator: dict[str, str] = field(default_factory=dict)  # its last /diagnostics values
 
     def add_sample(self, sample: Sample) -> None:
         """Record a trajectory sample and any mode change it shows."""
@@ -122,6 +126,34 @@ class DemoLog:
     def event(self, t: float, what: str, **details: Any) -> None:
         """Record a scripted action or an observation."""
         self.events.append({"t": round(t, 3), "event": what, **details})
+
+    def collision(self, t: float, count: int, at_fault: bool, **details: Any) -> None:
+        """Record a running collision count (all, or at fault) and any new episodes.
+
+        Each new episode gets an entry in `collision_events` with the time, the kind and
+        `details` (pose, mode, commands: what drove the robot into it).
+        """
+        previous = self.at_fault_collisions if at_fault else self.collisions
+        if count <= previous:
+            return
+        kind = "at fault" if at_fault else "collision"
+        for _ in range(count - previous):
+            self.collision_events.append({"t": round(t, 3), "kind": kind, **details})
+        if at_fault:
+            self.at_fault_collisions = count
+        else:
+            self.collisions = count
+
+    def collisions_not_at_fault(self) -> int:
+        """Collision episodes in which the robot was hit while still or moving away."""
+        return max(self.collisions - self.at_fault_collisions, 0)
+
+    def collision_summary(self) -> str:
+        """Collisions split into at fault and not, e.g. '2 (1 at fault, 1 not at fault)'."""
+        return (
+            f"{self.collisions} ({self.at_fault_collisions} at fault, "
+            f"{self.collisions_not_at_fault()} hit while still or moving away)"
+        )
 
     def modes_seen(self) -> set[str]:
         """Every mode the arbiter reported."""
@@ -146,8 +178,11 @@ class DemoLog:
         problems = list(self.script_problems)
         if len(self.goal_times) < len(self.goals):
             problems.append(f"reached {len(self.goal_times)} of {len(self.goals)} goals")
-        if self.collisions:
-            problems.append(f"{self.collisions} collision(s)")
+        if self.collisions or self.at_fault_collisions:
+            problems.append(
+                f"{self.collisions} collision(s): {self.at_fault_collisions} at fault, "
+                f"{self.collisions_not_at_fault()} hit while still or moving away"
+            )
         missing = [m for m in required_modes if m not in self.modes_seen()]
         if missing:
             problems.append(f"scripted mode(s) never seen: {', '.join(missing)}")
@@ -163,9 +198,14 @@ class DemoLog:
         rows = [
             ("world", self.world),
             ("goals reached", f"{len(self.goal_times)}/{len(self.goals)}"),
-            ("collisions", str(self.collisions)),
+            ("collisions", self.collision_summary()),
             ("sim time", f"{duration:.1f} s"),
+            ("wall time", f"{self.wall_time:.1f} s"),
             ("path length", f"{self.path_length():.2f} m"),
+            (
+                "simulator waited for cmd_vel",
+                f"{self.simulator.get('waiting_for_cmd_vel_wall_s', '?')} s wall (lockstep)",
+            ),
             ("safety interventions", str(self.interventions)),
             ("mode changes", str(max(len(self.mode_changes) - 1, 0))),
         ]
@@ -190,9 +230,15 @@ class DemoLog:
             "goal_times": self.goal_times,
             "goals_reached": len(self.goal_times),
             "collisions": self.collisions,
+            "collisions_at_fault": self.at_fault_collisions,
+            "collisions_not_at_fault": self.collisions_not_at_fault(),
+            "collision_events": self.collision_events,
             "safety_interventions": self.interventions,
             "estop_max_speed": self.estop_max_speed,
             "path_length_m": round(self.path_length(), 3),
+            "wall_time_s": round(self.wall_time, 2),
+            "simulator": self.simulator,
+            "mode_change_count": max(len(self.mode_changes) - 1, 0),
             "time_per_mode_s": self.time_per_mode(),
             "mode_changes": [
                 {"t": round(t, 3), "from": a, "to": b} for t, a, b in self.mode_changes

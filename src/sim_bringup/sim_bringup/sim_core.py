@@ -6,6 +6,10 @@ frictionless ball caster, static walls/boxes/cylinders and mocap cylinders that 
 through waypoints. Commands are body velocities converted to wheel speeds, so
 acceleration, wheel slip and payload mass come out of the physics, not a kinematic model.
 
+Collisions are counted in episodes (`collision_count`); `at_fault_collision_count` counts
+those the robot caused: at the episode's first contact check, the robot's own velocity at
+a contact point had a component toward the obstacle (`closing_speed`).
+
 Frames: the world frame is the world YAML's frame. `odometry()` reports wheel odometry in
 an ``odom`` frame that coincides with the world frame at reset (the driver is started at
 the start pose), so goals from the world file are valid ``odom`` coordinates; it drifts
@@ -28,6 +32,11 @@ from sim_bringup.profiles import RobotProfile, World
 PHYSICS_TIMESTEP = 0.005  # s; implicitfast integration keeps the stiff wheel actuators stable
 CHECK_INTERVAL_STEPS = 5  # physics steps between obstacle updates and contact checks
 COLLISION_RELEASE_TIME = 0.1  # s without contact that ends a collision episode
+# An at-fault contact: the robot's own velocity at the contact point, projected on the
+# contact normal from the robot into the obstacle, exceeds this (m/s). Above the
+# numerical jitter of a robot standing against an obstacle (~1e-4 m/s), far below any
+# commanded speed.
+AT_FAULT_SPEED = 0.005
 CASTER_RADIUS = 0.012
 CHASSIS_CLEARANCE = 0.012  # gap between the floor and the bottom of the chassis cylinder
 WHEEL_VELOCITY_GAIN = 0.3  # N m s / rad: velocity actuator gain (torque per speed error)
@@ -329,6 +338,8 @@ class Simulator:
             not_floor[:, None] & not_floor[None, :]
         )
         self._collision_pairs = {(int(a), int(b)) for a, b in zip(*np.nonzero(counts), strict=True)}
+        self._robot_geom = robot_geom
+        self._base_velocity = np.zeros(6, dtype=np.float64)
         self._loops = [WaypointLoop(c.waypoints, c.speed) for c in world.moving_cylinders]
         self._nominal_mass = float(m.body_mass[self._base_body])
         self._nominal_inertia = m.body_inertia[self._base_body].copy()
@@ -419,6 +430,8 @@ class Simulator:
         )
         self._in_collision = False
         self._collision_count = 0
+        self._at_fault_count = 0
+        self._last_closing_speed = 0.0
         self._last_contact_time = -math.inf
         self._last_command = (0.0, 0.0)
 
@@ -498,8 +511,42 @@ class Simulator:
         if touching:
             if now - self._last_contact_time > COLLISION_RELEASE_TIME:
                 self._collision_count += 1
+                # The episode's fault is judged on its first contact check.
+                self._last_closing_speed = self.closing_speed()
+                if self._last_closing_speed > AT_FAULT_SPEED:
+                    self._at_fault_count += 1
             self._last_contact_time = now
         self._in_collision = touching
+
+    def closing_speed(self) -> float:
+        """The robot's fastest approach to anything it touches now (m/s; 0 without contact).
+
+        For every robot contact (floor excluded) the velocity of the base body at the
+        contact point (translation plus rotation) is projected on the contact normal
+        oriented from the robot into the other geom; the largest projection is returned.
+        Positive means the robot itself moves into the contact; an obstacle pushing into
+        a still or retreating robot gives zero or less.
+        """
+        d, m = self.data, self.model
+        if not d.ncon:
+            return 0.0
+        pairs = self._collision_pairs
+        mujoco.mj_objectVelocity(
+            m, d, mujoco.mjtObj.mjOBJ_BODY, self._base_body, self._base_velocity, 0
+        )
+        omega, linear = self._base_velocity[:3], self._base_velocity[3:]
+        origin = d.xpos[self._base_body]
+        contacts = d.contact
+        fastest = -math.inf
+        for i, (a, b) in enumerate(contacts.geom.tolist()):
+            if (a, b) not in pairs:
+                continue
+            normal = contacts.frame[i, :3]  # MuJoCo: from geom1 (a) to geom2 (b)
+            if not self._robot_geom[a]:
+                normal = -normal
+            point_velocity = linear + np.cross(omega, contacts.pos[i] - origin)
+            fastest = max(fastest, float(point_velocity @ normal))
+        return fastest if math.isfinite(fastest) else 0.0
 
     # ------------------------------------------------------------------ state
 
@@ -544,6 +591,17 @@ class Simulator:
     def collision_count(self) -> int:
         """Collision episodes since reset (a contact that starts after 0.1 s free counts once)."""
         return self._collision_count
+
+    @property
+    def at_fault_collision_count(self) -> int:
+        """Collision episodes since reset in which the robot drove into the contact.
+
+        An episode is at fault when, at its first contact check, the robot's velocity at
+        a contact point has a component of more than `AT_FAULT_SPEED` toward the obstacle
+        (see `closing_speed`); hit while still or while moving away is not at fault.
+        Later contact checks in the same episode do not change its verdict.
+        """
+        return self._at_fault_count
 
     @property
     def goals(self) -> tuple[tuple[float, float], ...]:

@@ -1,11 +1,13 @@
 """`mujoco_sim`: the embedded MuJoCo simulator as a ROS 2 node speaking a real robot's topics.
 
 Publishes `/clock`, `odom` (wheel odometry, 50 Hz), `scan` (lidar rate, sensor-data QoS),
-`sim/ground_truth`, `sim/collisions` and, with `publish_goals`, the world's goals on
-`goal_pose` one after the other; consumes `cmd_vel` (Twist, or TwistStamped with
-`enable_stamped_cmd_vel`). Sim time advances on a wall-clock timer at `real_time_factor`;
-every stamp is sim time (plus the `clock_offset` fault injection, normally 0). All the
-scheduling logic lives in `sim_runner` (no rclpy).
+`sim/ground_truth`, `sim/collisions`, `sim/at_fault_collisions` and, with `publish_goals`,
+the world's goals on `goal_pose` one after the other; consumes `cmd_vel` (Twist, or
+TwistStamped with `enable_stamped_cmd_vel`). Sim time advances on a wall-clock timer at
+`real_time_factor` at most, and in lockstep with the commands: never more than
+`max_command_lead` past the last cmd_vel, unless none has come for `command_patience`
+wall seconds (`CommandPacer`); every stamp is sim time (plus the `clock_offset` fault
+injection, normally 0). All the scheduling logic lives in `sim_runner` (no rclpy).
 
     python -m sim_bringup.sim_node --ros-args -p world:=warehouse -p real_time_factor:=2.0
 """
@@ -50,6 +52,7 @@ from sim_bringup.sim_runner import (
     EVENT_ODOM,
     EVENT_SCAN,
     CommandLatch,
+    CommandPacer,
     GoalSequencer,
     SimStepper,
     world_point_in_odom,
@@ -100,9 +103,24 @@ PARAMETERS: dict[str, tuple[object, str, dict]] = {
     ),
     "enable_stamped_cmd_vel": (False, "Subscribe to cmd_vel as TwistStamped instead of Twist.", {}),
     "velocity_timeout": (
-        0.5,
-        "A cmd_vel older than this (sim s) stops the wheels.",
+        0.15,
+        "A cmd_vel older than this (sim s) stops the wheels. The default is the safety "
+        "controller's reaction_time: the guard's budget covers every command the base runs.",
         {"floating_point_range": _float_range(0.01, 10.0)},
+    ),
+    "max_command_lead": (
+        0.05,
+        "Lockstep: sim time runs at most this far (sim s) past the last cmd_vel received, "
+        "so a loaded CPU slows the simulation instead of the stack falling behind it; "
+        "0 disables. Must be shorter than velocity_timeout.",
+        {"floating_point_range": _float_range(0.0, 10.0)},
+    ),
+    "command_patience": (
+        1.0,
+        "Wall seconds without any cmd_vel after which the simulation stops waiting for "
+        "commands and runs at real_time_factor (a dead controller: the base timeout stops "
+        "the robot); the next cmd_vel resumes lockstep.",
+        {"floating_point_range": _float_range(0.01, 3600.0)},
     ),
     "odom_rate_hz": (
         50.0,
@@ -174,6 +192,7 @@ class MujocoSimNode(Node):
         self._truth_pub = self.create_publisher(Odometry, "sim/ground_truth", reliable)
         self._scan_pub = self.create_publisher(LaserScan, "scan", qos_profile_sensor_data)
         self._collision_pub = self.create_publisher(UInt32, "sim/collisions", reliable)
+        self._at_fault_pub = self.create_publisher(UInt32, "sim/at_fault_collisions", reliable)
         self._goal_pub = self.create_publisher(PoseStamped, "goal_pose", latched_goals)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", reliable)
         self._tf_pub = self.create_publisher(TFMessage, "tf", reliable) if TFMessage else None
@@ -188,19 +207,29 @@ class MujocoSimNode(Node):
         self._odom_msg = Odometry()
         self._truth_msg = Odometry()
         self._latch = CommandLatch(timeout=self._values["velocity_timeout"])
+        self._pacer = CommandPacer(
+            self._values["max_command_lead"], self._values["command_patience"]
+        )
+        self._held_since: float | None = None  # wall time the simulation began to wait
+        problem = self._validate(self._values, set())
+        if problem:
+            self.get_logger().error(f"invalid start parameters: {problem}")
+        self._stepping = False
         self._build_simulator()
         self._rebuild_requested = False
         self._wall_clock = Clock(clock_type=ClockType.STEADY_TIME)
         self._wall_start = time.monotonic()
         self._sim_start = 0.0
-        self._rtf_window = (time.monotonic(), 0.0)
+        self._rtf_window = (time.monotonic(), 0.0, 0.0)
         self._achieved_rtf = 0.0
+        self._waiting_fraction = 0.0
         self._timer = self.create_timer(WALL_TICK, self._on_tick, clock=self._wall_clock)
         self._diag_timer = self.create_timer(1.0, self._publish_diagnostics, clock=self._wall_clock)
         self.get_logger().info(
             f"mujoco_sim ready: world '{self._world.name}', robot '{self._robot.name}', "
             f"seed {self._values['seed']}, randomize {self._values['randomize']}, "
-            f"real_time_factor {self._values['real_time_factor']}"
+            f"real_time_factor {self._values['real_time_factor']}, "
+            f"max_command_lead {self._values['max_command_lead']}"
         )
 
     # ------------------------------------------------------------------ set-up
@@ -222,7 +251,9 @@ class MujocoSimNode(Node):
             self._world.goals, self._world.goal_tolerance, loop=values["loop_goals"]
         )
         self._latch.stamp = -math.inf
-        self._collisions_published = -1
+        self._pacer.reset()
+        self._held_since = None
+        self._collisions_published = (-1, -1)
         self._odom_events = 0
         self._goal_sent_at = -math.inf
         self._goal_issued: tuple[int, tuple[float, float]] | None = None
@@ -247,6 +278,8 @@ class MujocoSimNode(Node):
         changed = {p.name for p in parameters if p.name in PARAMETERS}
         self._values = proposed
         self._latch.timeout = proposed["velocity_timeout"]
+        self._pacer.lead = proposed["max_command_lead"]
+        self._pacer.patience = proposed["command_patience"]
         self._goals.loop = proposed["loop_goals"]
         if "real_time_factor" in changed:
             self._wall_start, self._sim_start = time.monotonic(), self.sim.time
@@ -263,6 +296,17 @@ class MujocoSimNode(Node):
             value = values[key]
             if not isinstance(value, float) or not math.isfinite(value) or value <= 0.0:
                 return f"{key} must be a finite number > 0, got {value!r}"
+        lead = values["max_command_lead"]
+        if not isinstance(lead, float) or not math.isfinite(lead) or lead < 0.0:
+            return f"max_command_lead must be a finite number >= 0, got {lead!r}"
+        if lead >= values["velocity_timeout"]:
+            return (
+                f"max_command_lead {lead!r} must be shorter than velocity_timeout "
+                f"{values['velocity_timeout']!r} (0 disables lockstep)"
+            )
+        patience = values["command_patience"]
+        if not isinstance(patience, float) or not math.isfinite(patience) or patience <= 0.0:
+            return f"command_patience must be a finite number > 0, got {patience!r}"
         if values["sensor_fault"] not in SENSOR_FAULTS:
             return f"sensor_fault must be one of {SENSOR_FAULTS}, got {values['sensor_fault']!r}"
         period = values["goal_republish_period"]
@@ -285,7 +329,12 @@ class MujocoSimNode(Node):
     # ------------------------------------------------------------------ inputs
 
     def _on_cmd(self, msg: Twist) -> None:
+        # Applied from the sim time it arrives at: the stepper re-reads the latch at every
+        # stop, and a held simulation resumes right here, from this instant.
         self._latch.set(float(msg.linear.x), float(msg.angular.z), self.sim.time)
+        self._pacer.command(self.sim.time, time.monotonic())
+        if self._held_since is not None and not self._rebuild_requested:
+            self._advance()
 
     def _on_stamped_cmd(self, msg: TwistStamped) -> None:
         self._on_cmd(msg.twist)
@@ -296,29 +345,51 @@ class MujocoSimNode(Node):
         if self._rebuild_requested:
             self._rebuild_requested = False
             self._build_simulator()
+        self._advance()
+
+    def _advance(self) -> None:
+        """Step toward real time at `real_time_factor`, as far as the pacer allows."""
+        if self._stepping:
+            return  # a command arrived while stepping (not with this executor; be safe)
+        self._stepping = True
+        try:
+            self._advance_paced()
+        finally:
+            self._stepping = False
+        self._update_rtf()
+
+    def _advance_paced(self) -> None:
         wall_now = time.monotonic()
+        if self._held_since is not None:
+            self._pacer.waited(wall_now - self._held_since)
+            self._held_since = None
         rtf = self._values["real_time_factor"]
         target = self._sim_start + rtf * (wall_now - self._wall_start)
+        limit = self._pacer.limit(target, wall_now)
         deadline = wall_now + MAX_TICK_WALL_BUDGET
         # Step in slices so a tick that cannot keep up gives the executor back
         # (commands keep arriving) instead of chasing an ever-growing target.
-        while self.sim.time < target - 1e-9 and time.monotonic() < deadline:
+        while self.sim.time < limit - 1e-9 and time.monotonic() < deadline:
             if not self.context.ok():
                 return  # shutting down (e.g. SIGTERM) while this tick runs
-            slice_end = min(target, self.sim.time + 0.1)
+            slice_end = min(limit, self.sim.time + 0.1)
             for event in self._stepper.advance_to(slice_end, self._latch):
                 self._publish(event)
+        if limit < target - 1e-9 and self.sim.time >= limit - 1e-9:
+            self._held_since = time.monotonic()  # waits for a command (resumes in _on_cmd)
         if self.sim.time < target - 0.2:
-            # Behind by more than 0.2 s of sim time: run at the ceiling, do not catch up.
+            # Behind by more than 0.2 s of sim time (held, or too slow): from here on run
+            # at the ceiling again, do not catch up.
             self._wall_start, self._sim_start = time.monotonic(), self.sim.time
-        self._update_rtf()
 
     def _update_rtf(self) -> None:
-        wall_then, sim_then = self._rtf_window
+        wall_then, sim_then, waited_then = self._rtf_window
         wall_now = time.monotonic()
         if wall_now - wall_then >= 1.0:
-            self._achieved_rtf = (self.sim.time - sim_then) / (wall_now - wall_then)
-            self._rtf_window = (wall_now, self.sim.time)
+            span = wall_now - wall_then
+            self._achieved_rtf = (self.sim.time - sim_then) / span
+            self._waiting_fraction = min(1.0, (self._pacer.waited_wall - waited_then) / span)
+            self._rtf_window = (wall_now, self.sim.time, self._pacer.waited_wall)
 
     def _published_time(self) -> float:
         """Sim time as published: plus `clock_offset`, never before 0 (a new episode)."""
@@ -332,12 +403,13 @@ class MujocoSimNode(Node):
         elif event == EVENT_ODOM:
             self._publish_odometry(stamp)
             self._check_goal()
-            # The running count goes out on every change and at 5 Hz for late joiners.
-            count = self.sim.collision_count
+            # The running counts go out on every change and at 5 Hz for late joiners.
+            counts = (self.sim.collision_count, self.sim.at_fault_collision_count)
             self._odom_events += 1
-            if count != self._collisions_published or self._odom_events % 10 == 0:
-                self._collisions_published = count
-                self._collision_pub.publish(UInt32(data=count))
+            if counts != self._collisions_published or self._odom_events % 10 == 0:
+                self._collisions_published = counts
+                self._collision_pub.publish(UInt32(data=counts[0]))
+                self._at_fault_pub.publish(UInt32(data=counts[1]))
         elif event == EVENT_SCAN:
             self._publish_scan(stamp)
 
@@ -441,14 +513,32 @@ class MujocoSimNode(Node):
         status = DiagnosticStatus(name=f"{self.get_name()}: simulator", hardware_id="mujoco")
         lagging = self._achieved_rtf < 0.8 * self._values["real_time_factor"]
         status.level = DiagnosticStatus.WARN if lagging else DiagnosticStatus.OK
-        status.message = "slower than real_time_factor" if lagging else "running"
+        if not lagging:
+            status.message = "running"
+        elif self._waiting_fraction >= 0.5:
+            status.message = "slower than real_time_factor: waiting for cmd_vel (lockstep)"
+        else:
+            status.message = "slower than real_time_factor"
+        wall_now = time.monotonic()
+        if not self._pacer.enabled:
+            pacing = "off"
+        elif self._pacer.free(wall_now):
+            pacing = "free (no cmd_vel)"
+        else:
+            pacing = "lockstep"
         goal = self._goals.current
         values = {
             "sim_time": f"{sim.time:.3f}",
             "clock_offset": f"{self._values['clock_offset']:.3f}",
             "real_time_factor_achieved": f"{self._achieved_rtf:.2f}",
+            "pacing": pacing,
+            "max_command_lead": f"{self._pacer.lead:.3f}",
+            "waiting_for_cmd_vel_fraction": f"{self._waiting_fraction:.2f}",
+            "waiting_for_cmd_vel_wall_s": f"{self._pacer.waited_wall:.2f}",
+            "pacing_releases": str(self._pacer.releases),
             "world": self._world.name,
             "collisions": str(sim.collision_count),
+            "at_fault_collisions": str(sim.at_fault_collision_count),
             "in_collision": str(sim.in_collision),
             "goals_reached": str(self._goals.reached),
             "current_goal": "none" if goal is None else f"{goal[0]:.2f},{goal[1]:.2f}",

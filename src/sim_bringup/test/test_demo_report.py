@@ -39,8 +39,37 @@ def _log(modes, goals_reached=2, collisions=0):
 def test_log_passes_only_with_every_goal_no_collision_and_both_modes():
     assert _log(["POLICY", "FALLBACK", "POLICY"]).failures() == []
     assert "reached 1 of 2 goals" in _log(["POLICY", "FALLBACK"], goals_reached=1).failures()
-    assert "1 collision(s)" in _log(["POLICY", "FALLBACK"], collisions=1).failures()
+    collided = _log(["POLICY", "FALLBACK"], collisions=1).failures()
+    assert any(f.startswith("1 collision(s)") for f in collided)
     assert any("FALLBACK" in f for f in _log(["POLICY", "POLICY"]).failures())
+
+
+def test_collisions_are_split_into_at_fault_and_not_with_their_details():
+    log = _log(["POLICY", "FALLBACK", "POLICY"])
+    # The two running counts arrive on separate topics, in any order, and repeat.
+    log.collision(10.0, 1, False, mode="POLICY", cmd_vel=[0.1, 0.0])
+    log.collision(10.0, 1, True, mode="POLICY", cmd_vel=[0.1, 0.0])
+    log.collision(10.2, 1, False, mode="POLICY")  # the 5 Hz repeat: no new episode
+    log.collision(20.0, 2, False, mode="FALLBACK", cmd_vel=[0.0, 0.0])
+    assert (log.collisions, log.at_fault_collisions, log.collisions_not_at_fault()) == (2, 1, 1)
+    assert [(e["t"], e["kind"], e["mode"]) for e in log.collision_events] == [
+        (10.0, "collision", "POLICY"),
+        (10.0, "at fault", "POLICY"),
+        (20.0, "collision", "FALLBACK"),
+    ]
+    assert "2 collision(s): 1 at fault, 1 hit while still or moving away" in log.failures()
+    log.simulator = {"waiting_for_cmd_vel_wall_s": "12.50", "pacing": "lockstep"}
+    rows = dict(log.summary_rows())
+    assert rows["collisions"] == "2 (1 at fault, 1 hit while still or moving away)"
+    assert rows["simulator waited for cmd_vel"].startswith("12.50 s wall")
+    report = log.to_json()
+    assert (report["collisions_at_fault"], report["collisions_not_at_fault"]) == (1, 1)
+    assert not report["passed"] and len(report["collision_events"]) == 3
+    assert report["simulator"]["pacing"] == "lockstep"
+    # A collision that is not at fault still fails the demo.
+    bump = _log(["POLICY", "FALLBACK"])
+    bump.collision(5.0, 1, False, mode="POLICY")
+    assert bump.at_fault_collisions == 0 and bump.failures()
 
 
 def test_time_per_mode_path_length_and_mode_changes():

@@ -338,6 +338,59 @@ def test_moving_obstacle_pushes_into_robot_counts_as_collision(robot):
     assert sim.collision_count >= 1
 
 
+def test_driving_into_a_wall_is_an_at_fault_collision(robot):
+    sim = Simulator(robot, box_world(4.0), seed=0)
+    drive(sim, 0.2, 0.0, 12.0)  # reaches the wall and keeps pushing
+    assert sim.collision_count == 1
+    assert sim.at_fault_collision_count == 1
+
+
+def test_reversing_into_a_wall_is_an_at_fault_collision(robot):
+    # The contact is behind the robot: the normal must be oriented robot -> obstacle.
+    sim = Simulator(robot, box_world(4.0), seed=0)
+    sim.reset(start=(1.5, 0.0, math.pi))
+    drive(sim, -0.2, 0.0, 6.0)
+    assert sim.collision_count == 1
+    assert sim.at_fault_collision_count == 1
+
+
+def mover_world(speed: float) -> object:
+    return box_world(
+        6.0,
+        moving_cylinders=[{"radius": 0.2, "speed": speed, "waypoints": [[-2.0, 0.0], [2.5, 0.0]]}],
+    )
+
+
+def test_mover_hitting_a_standing_robot_is_not_at_fault(robot):
+    sim = Simulator(robot, mover_world(0.3), seed=0)
+    drive(sim, 0.0, 0.0, 8.0)
+    assert sim.collision_count >= 1
+    assert sim.at_fault_collision_count == 0
+
+
+def test_mover_catching_up_with_a_retreating_robot_is_not_at_fault(robot):
+    # The robot drives away (+x) at 0.1 m/s; the mover comes from behind at 0.3 m/s.
+    sim = Simulator(robot, mover_world(0.3), seed=0)
+    for _ in range(int(12.0 / CONTROL_DT)):  # it catches up after ~8.5 s
+        sim.step(0.1, 0.0, CONTROL_DT)
+        if sim.collision_count:
+            break
+    assert sim.collision_count == 1
+    assert sim.at_fault_collision_count == 0
+
+
+def test_driving_into_a_mover_is_at_fault(robot):
+    # A slow mover crossing ahead; the robot drives straight into its side.
+    world = box_world(
+        6.0,
+        moving_cylinders=[{"radius": 0.2, "speed": 0.02, "waypoints": [[0.8, 0.0], [0.8, 2.0]]}],
+    )
+    sim = Simulator(robot, world, seed=0)
+    drive(sim, 0.2, 0.0, 5.0)
+    assert sim.collision_count == 1
+    assert sim.at_fault_collision_count == 1
+
+
 def free_space_grid(sim: Simulator, clearance: float, cell: float = 0.05):
     half_x, half_y = sim.world.arena_size[0] / 2, sim.world.arena_size[1] / 2
     xs = np.arange(-half_x + cell / 2, half_x, cell)

@@ -74,18 +74,22 @@ def test_sim_node_publishes_scan_and_odom_at_rate_and_obeys_cmd_vel(start_node, 
         assert (goals[0].pose.position.x, goals[0].pose.position.y) == (2.0, -2.0)
         assert goals[0].header.frame_id == "odom"
 
-        # A cmd_vel moves the robot; once commands stop, the wheels stop within 0.5 s.
-        start_x = truths[-1].pose.pose.position.x
-        deadline = time.monotonic() + 3.0
-        while time.monotonic() < deadline:
+        # A cmd_vel moves the robot: 2 s of sim time of commands (the sim runs in lockstep
+        # with them, so this is judged in sim time); once commands stop, the wheels stop.
+        start_x, start_t = truths[-1].pose.pose.position.x, stamp(truths[-1])
+        deadline = time.monotonic() + 30.0
+        while time.monotonic() < deadline and stamp(truths[-1]) - start_t < 2.0:
             msg = Twist()
             msg.linear.x = 0.2
             cmd_pub.publish(msg)
-            spin_until(executor, lambda: False, 0.1)
+            spin_until(executor, lambda: False, 0.02)
         moved = truths[-1].pose.pose.position.x - start_x
         assert moved > 0.3
         assert odoms[-1].twist.twist.linear.x > 0.1
-        spin_until(executor, lambda: False, 1.5)
+        # Silent controller: after command_patience the sim runs free and the base's
+        # velocity_timeout stops the wheels; judged 1 s of sim time later.
+        last_t = stamp(truths[-1])
+        assert spin_until(executor, lambda: stamp(truths[-1]) - last_t > 1.0, 20.0)
         assert abs(truths[-1].twist.twist.linear.x) < 0.02
         assert math.isclose(
             odoms[-1].pose.pose.position.x, truths[-1].pose.pose.position.x, abs_tol=0.05
@@ -128,14 +132,22 @@ def test_stamped_cmd_vel_and_parameter_validation(start_node, rclpy_context):
         assert not set_parameter("real_time_factor", float("nan")).successful
         assert not set_parameter("enable_stamped_cmd_vel", False).successful  # read-only
 
+        lead = set_parameter("max_command_lead", 0.2)  # not shorter than velocity_timeout
+        assert not lead.successful and "velocity_timeout" in lead.reason
+        assert not set_parameter("command_patience", 0.0).successful
+
         assert spin_until(executor, lambda: len(truths) > 5, 10.0)
-        start_x = truths[-1].pose.pose.position.x
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline:
+
+        def sim_time() -> float:
+            return truths[-1].header.stamp.sec + truths[-1].header.stamp.nanosec * 1e-9
+
+        start_x, start_t = truths[-1].pose.pose.position.x, sim_time()
+        deadline = time.monotonic() + 30.0
+        while time.monotonic() < deadline and sim_time() - start_t < 2.0:
             msg = TwistStamped()
             msg.twist.linear.x = 0.2
             cmd_pub.publish(msg)
-            spin_until(executor, lambda: False, 0.1)
+            spin_until(executor, lambda: False, 0.02)
         assert truths[-1].pose.pose.position.x - start_x > 0.3
 
         # A valid world change starts a new episode in the new world.
@@ -260,6 +272,73 @@ def test_clock_offset_moves_clock_and_stamps_back(start_node, rclpy_context):
         assert len(jumps) == 1 and jumps[0] == pytest.approx(-2.0, abs=0.05), jumps
         odom_jumps = [b - a for a, b in zip(odoms, odoms[1:], strict=False) if b < a]
         assert len(odom_jumps) == 1 and odom_jumps[0] == pytest.approx(-2.0, abs=0.05)
+        assert sim.is_running()
+    finally:
+        node.destroy_node()
+
+
+def test_sim_time_waits_for_cmd_vel_in_lockstep(start_node, rclpy_context):
+    """Sim time runs at most max_command_lead past the last cmd_vel, then waits for one."""
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from geometry_msgs.msg import Twist
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rosgraph_msgs.msg import Clock
+    from std_msgs.msg import UInt32
+
+    lead = 0.05
+    sim = start_node(
+        "sim_bringup.sim_node",
+        parameters={
+            "world": "empty",
+            "real_time_factor": 5.0,
+            "max_command_lead": lead,
+            "command_patience": 600.0,  # never lets go during this test
+        },
+    )
+    node = rclpy.create_node("sim_lockstep_probe", context=rclpy_context)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(node)
+    clocks: list[float] = []
+    at_fault: list[int] = []
+    diagnostics: list[dict] = []
+    best_effort = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+    node.create_subscription(
+        Clock, "/clock", lambda m: clocks.append(m.clock.sec + m.clock.nanosec * 1e-9), best_effort
+    )
+    node.create_subscription(
+        UInt32, "sim/at_fault_collisions", lambda m: at_fault.append(m.data), 10
+    )
+    node.create_subscription(
+        DiagnosticArray,
+        "/diagnostics",
+        lambda a: diagnostics.append({kv.key: kv.value for kv in a.status[0].values}),
+        10,
+    )
+    cmd_pub = node.create_publisher(Twist, "cmd_vel", 1)
+    try:
+        assert sim.wait_for_output("mujoco_sim ready", timeout=20.0), sim.output()
+        assert spin_until(executor, lambda: clocks and clocks[-1] > 0.5 and at_fault, 20.0)
+        assert at_fault[-1] == 0
+        # Before any command the sim runs free; one command holds it at its time + lead.
+        sent_at = clocks[-1]
+        cmd_pub.publish(Twist())
+        spin_until(executor, lambda: False, 2.0)  # free, 2 s wall would be 10 s of sim time
+        held_at = clocks[-1]
+        assert sent_at < held_at <= sent_at + 2.0 * lead + 0.3, (sent_at, held_at)
+        spin_until(executor, lambda: False, 1.0)
+        assert clocks[-1] == held_at  # still waiting
+        # Each further command lets it run on.
+        for _ in range(20):
+            cmd_pub.publish(Twist())
+            spin_until(executor, lambda: False, 0.05)
+        assert clocks[-1] > held_at + 0.2
+        assert spin_until(executor, lambda: diagnostics and diagnostics[-1]["pacing"], 5.0)
+        assert spin_until(
+            executor, lambda: float(diagnostics[-1]["waiting_for_cmd_vel_wall_s"]) > 0.5, 5.0
+        )
+        assert diagnostics[-1]["pacing"] == "lockstep"
         assert sim.is_running()
     finally:
         node.destroy_node()
