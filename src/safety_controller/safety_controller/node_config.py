@@ -21,6 +21,14 @@ from safety_controller.scan_geometry import LidarMount
 
 NODE_NAME = "safety_controller"
 FEEDBACK_MODES = ("OPEN_LOOP", "CLOSED_LOOP")
+# cmd_vel goes out on every command; the node's own timer only fills in once nothing has
+# gone out for WATCHDOG_THRESHOLD control periods. A timer at the control rate would race
+# the forwarded commands of the same tick (a zero-elapsed step holds the new request back a
+# whole period), so it ticks WATCHDOG_TICKS times per period, and the longest time between
+# two outputs is WATCHDOG_GAP periods.
+WATCHDOG_TICKS = 2
+WATCHDOG_THRESHOLD = 1.25
+WATCHDOG_GAP = 1.5
 
 # name -> (default, description, (low, high) range or None, read_only)
 PARAMETERS: dict[str, tuple[object, str, tuple[float, float] | None, bool]] = {
@@ -57,7 +65,8 @@ PARAMETERS: dict[str, tuple[object, str, tuple[float, float] | None, bool]] = {
     ),
     "reaction_time": (
         0.15,
-        "s the guard assumes a command runs before braking; >= 1.5 control periods",
+        "s the guard assumes a command runs before braking; >= 1.5 times the longest gap "
+        "between outputs (WATCHDOG_GAP / publish_rate)",
         (0.0, 2.0),
         False,
     ),
@@ -104,7 +113,13 @@ PARAMETERS: dict[str, tuple[object, str, tuple[float, float] | None, bool]] = {
     ),
     "base_frame_id": ("base_link", "frame of TwistStamped cmd_vel", None, False),
     "enable_stamped_cmd_vel": (False, "publish TwistStamped instead of Twist", None, True),
-    "publish_rate": (20.0, "Hz of the watchdog timer publishing cmd_vel", (20.0, 200.0), True),
+    "publish_rate": (
+        20.0,
+        "Hz of the control period: cmd_vel goes out on every command, and when commands stop "
+        "at least every WATCHDOG_GAP periods",
+        (20.0, 200.0),
+        True,
+    ),
 }
 
 DEFAULTS: dict[str, object] = {name: spec[0] for name, spec in PARAMETERS.items()}
@@ -158,11 +173,12 @@ def build_safety_config(values: Mapping[str, object]) -> tuple[SafetyConfig, Lid
     if feedback not in FEEDBACK_MODES:
         raise ValueError(f"feedback must be one of {FEEDBACK_MODES}, got {feedback!r}")
     period = 1.0 / numbers["publish_rate"]
+    gap = WATCHDOG_GAP * period  # the longest time between two outputs
     reaction = numbers["reaction_time"]
-    if reaction < 1.5 * period:
+    if reaction < 1.5 * gap:
         raise ValueError(
-            f"reaction_time {reaction} s is shorter than 1.5 control periods "
-            f"({1.5 * period:.3f} s): the guard could not cover the time between outputs"
+            f"reaction_time {reaction} s is shorter than 1.5 times the longest gap between "
+            f"outputs ({1.5 * gap:.3f} s): the guard could not cover the time between them"
         )
     if numbers["velocity_timeout"] < period:
         raise ValueError("velocity_timeout must be at least one control period")

@@ -29,6 +29,8 @@ from std_srvs.srv import Trigger
 from rlguard_common.scan_validity import REASONS as SCAN_REASONS
 from safety_controller.node_config import (
     PARAMETERS,
+    WATCHDOG_THRESHOLD,
+    WATCHDOG_TICKS,
     base_horizon_problem,
     build_safety_config,
 )
@@ -119,7 +121,9 @@ class SafetyControllerNode(Node):
 
         self._estop_reported: bool | None = None
         self._publish_estop_state()
-        self.create_timer(1.0 / float(self._values["publish_rate"]), self._on_timer)
+        self._period = 1.0 / float(self._values["publish_rate"])
+        self._last_sent: float | None = None  # `now` of the last cmd_vel published
+        self.create_timer(self._period / WATCHDOG_TICKS, self._on_timer)
         self.create_timer(1.0, self._publish_diagnostics)
         self.get_logger().info("safety_controller ready")
 
@@ -230,7 +234,11 @@ class SafetyControllerNode(Node):
         return response
 
     def _on_timer(self) -> None:
-        self._publish(self._now())
+        now = self._now()
+        last = self._last_sent
+        if last is not None and 0.0 <= now - last < WATCHDOG_THRESHOLD * self._period:
+            return  # commands are flowing: each goes out as it arrives
+        self._publish(now)
 
     # ---- outputs ------------------------------------------------------------------------
 
@@ -260,6 +268,7 @@ class SafetyControllerNode(Node):
             self._cmd_pub.publish(stamped)
         else:
             self._cmd_pub.publish(twist)
+        self._last_sent = now
         self._scale_pub.publish(Float32(data=float(scale)))
         self._publish_estop_state()
 

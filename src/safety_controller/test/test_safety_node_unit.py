@@ -87,7 +87,7 @@ def test_new_parameters_reach_the_filter_config():
         ({"max_velocity": [-0.1, 1.0]}, LimitsError, ">= 0"),
         ({"footprint": "[[0, 0], [1"}, FootprintError, "footprint"),
         ({"feedback": "SOMETIMES"}, ValueError, "feedback"),
-        ({"reaction_time": 0.05}, ValueError, "1.5 control periods"),
+        ({"reaction_time": 0.05}, ValueError, "longest gap between outputs"),
         ({"velocity_timeout": 0.01}, ValueError, "velocity_timeout"),
         ({"max_velocity": "fast"}, ValueError, "list of numbers"),
         ({"memory_time": 31.0}, ValueError, "memory_time"),
@@ -277,3 +277,45 @@ def test_a_held_output_is_not_re_sent(make_node):
     node._filter.step = lambda now: FilterOutput(0.1, 0.0, 1.0, frozenset(), 1.0, "OK", False)
     node._publish(1.1)
     assert len(node._cmd_pub.messages) == 1
+
+
+def test_a_command_arriving_on_the_timer_tick_goes_out_in_the_same_step(make_node):
+    """The timer only fills in: a forwarded command is never held back a period by it."""
+    from geometry_msgs.msg import Twist
+
+    node = make_node()
+    node._now = lambda: now
+    steps = []
+    original = node._filter.step
+    node._filter.step = lambda t: steps.append(t) or original(t)
+    now = 0.0
+    node._on_scan(laser_scan())
+    for k in range(40):
+        now = k * node._period
+        node._on_scan(laser_scan())
+        node._on_timer()  # the timer fires first on the shared tick ...
+        command = Twist()
+        command.linear.x = 0.2
+        node._on_command(command)  # ... and the forwarded command arrives on the same tick
+        node._on_timer()  # the half-period tick between commands
+    sent = node._cmd_pub.messages
+    # The timer speaks once at start; after that every output comes from a command, a
+    # whole period after the one before.
+    assert len(sent) == 41
+    assert all(
+        b - a == pytest.approx(node._period) for a, b in zip(steps[1:], steps[2:], strict=False)
+    )
+    ramp = [m.linear.x for m in sent]
+    assert ramp[2] == pytest.approx(1.5 * node._period)  # max_accel 1.5 m/s^2 over one period
+    assert ramp[-1] == pytest.approx(0.2)
+
+
+def test_when_commands_stop_the_timer_keeps_cmd_vel_going(make_node):
+    node = make_node()
+    now = 0.0
+    node._now = lambda: now
+    for k in range(40):
+        now = k * node._period / 2  # the timer's own ticks
+        node._on_timer()
+    times = [k * node._period / 2 for k in range(40)]
+    assert len(node._cmd_pub.messages) >= len(times) // 3

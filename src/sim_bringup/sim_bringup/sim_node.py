@@ -109,7 +109,7 @@ PARAMETERS: dict[str, tuple[object, str, dict]] = {
         {"floating_point_range": _float_range(0.01, 10.0)},
     ),
     "max_command_lead": (
-        0.05,
+        0.1,
         "Lockstep: sim time runs at most this far (sim s) past the last cmd_vel received, "
         "so a loaded CPU slows the simulation instead of the stack falling behind it; "
         "0 disables. Must be shorter than velocity_timeout.",
