@@ -15,13 +15,16 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/config", glob("../../config/rl_policy_node.yaml")),
-        (f"share/{PACKAGE}/models", glob("../../models/*.pt") + glob("../../models/*.md")),
+        (
+            f"share/{PACKAGE}/models",
+            glob("../../models/*.pt") + glob("../../models/*.onnx") + glob("../../models/*.md"),
+        ),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
     maintainer="rlguard developers",
     maintainer_email="dev@rlguard.invalid",
-    description="TorchScript policy inference and the observation, action and policy-card core.",
+    description="Policy inference (ONNX Runtime or TorchScript) and its core.",
     license="Apache-2.0",
     extras_require={"test": ["pytest"]},
     entry_points={

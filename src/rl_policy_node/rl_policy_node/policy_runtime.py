@@ -140,12 +140,17 @@ def resolve_model_path(path: str, models_dir: Path) -> Path:
 # ---------------------------------------------------------------------------- checks
 
 
-def device_problem(device: str, cuda_available: bool) -> str | None:
-    """Why `device` cannot run policies here, else None (`cpu`, `cuda`, `cuda:N`)."""
+def device_problem(device: str, cuda_available: bool | Callable[[], bool]) -> str | None:
+    """Why `device` cannot run policies here, else None (`cpu`, `cuda`, `cuda:N`).
+
+    `cuda_available` may be a function (e.g. `policy_loader.cuda_available`): it is
+    only called for a CUDA device, so a CPU node never imports torch to ask.
+    """
     if device == "cpu":
         return None
     if device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
-        return None if cuda_available else f"device {device!r}: CUDA is not available here"
+        available = cuda_available() if callable(cuda_available) else cuda_available
+        return None if available else f"device {device!r}: CUDA is not available here"
     return f"device {device!r}: expected 'cpu', 'cuda' or 'cuda:N'"
 
 
@@ -185,9 +190,9 @@ class PolicySlot:
 
     @property
     def label(self) -> str:
-        """name version (sha prefix) for logs."""
+        """name version (sha prefix, runtime) for logs."""
         card = self.policy.card
-        return f"{card.name} {card.version} ({self.policy.sha256[:12]})"
+        return f"{card.name} {card.version} ({self.policy.sha256[:12]}, {self.policy.runtime})"
 
 
 ZERO_ACTION = (0.0, 0.0)

@@ -66,3 +66,37 @@ def write_policy(
     else:
         save_policy(module, path, card)
     return path
+
+
+def write_onnx(
+    path: Path,
+    card: PolicyCard | None,
+    inputs: int | None = None,
+    seed: int = 0,
+    module: torch.nn.Module | None = None,
+) -> Path:
+    """Export a LinearTanhPolicy (or `module`) as an ONNX file, `card` in its metadata.
+
+    With a card, its sha256 is set from the module's weights (as `save_policy` does), so
+    `write_policy` and `write_onnx` of the same seed give twins with one sha256.
+    """
+    from rl_policy_node.onnx_policy import onnx_bytes_from_module
+    from rl_policy_node.policy_loader import weights_sha256
+
+    size = inputs if inputs is not None else (card.observation.size if card else 69)
+    module = module if module is not None else LinearTanhPolicy(size, seed=seed).eval()
+    text = card.with_updates(weights_sha256=weights_sha256(module)).to_json() if card else ""
+    data = onnx_bytes_from_module(module, size, text) if text else _bare_onnx(module, size)
+    path.write_bytes(data)
+    return path
+
+
+def _bare_onnx(module: torch.nn.Module, size: int) -> bytes:
+    """ONNX bytes of `module` without metadata (a card-less file)."""
+    import onnx
+
+    from rl_policy_node.onnx_policy import onnx_bytes_from_module
+
+    model = onnx.load_from_string(onnx_bytes_from_module(module, size, "{}"))
+    del model.metadata_props[:]
+    return model.SerializeToString()

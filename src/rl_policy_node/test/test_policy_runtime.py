@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from policy_fixtures import small_card, write_policy
+from policy_fixtures import small_card, write_onnx, write_policy
 
 from rl_policy_node.action_scaling import action_to_velocity
 from rl_policy_node.observation import ObservationBuilder, ScanInput
@@ -157,6 +157,20 @@ def test_device_and_velocity_limit_validation():
     assert "needs" in velocity_limits_problem([0.26])
     assert "finite" in velocity_limits_problem([0.26, math.nan])
     assert "finite" in velocity_limits_problem([0.0, 1.0])
+
+
+def test_device_check_asks_about_cuda_only_for_a_cuda_device():
+    asked = []
+
+    def cuda_available() -> bool:
+        asked.append(True)
+        return False
+
+    assert device_problem("cpu", cuda_available) is None
+    assert "expected" in device_problem("gpu", cuda_available)
+    assert asked == []  # a CPU node never imports torch to ask
+    assert "not available" in device_problem("cuda:0", cuda_available)
+    assert asked == [True]
 
 
 def test_card_action_range_must_fit_the_limits():
@@ -333,6 +347,37 @@ def test_swap_takes_effect_on_the_next_tick(tmp_path):
     expected_first, _ = _offline(first, controller)
     _, expected = _offline(second, controller, previous=np.clip(expected_first, -1, 1))
     np.testing.assert_allclose(result.command, expected, atol=1e-9)
+
+
+def test_hot_swap_between_torchscript_and_onnx_and_refused_candidates(tmp_path):
+    card = small_card()
+    pt_one = prepare_policy(write_policy(tmp_path / "one.pt", card, seed=1), "one.pt", LIMITS)
+    onnx_two = prepare_policy(write_onnx(tmp_path / "two.onnx", card, seed=2), "two.onnx", LIMITS)
+    onnx_one = prepare_policy(write_onnx(tmp_path / "one.onnx", card, seed=1), "one.onnx", LIMITS)
+    assert (pt_one.policy.runtime, onnx_two.policy.runtime) == ("torchscript", "onnxruntime")
+    assert "onnxruntime" in onnx_two.label and onnx_one.policy.sha256 == pt_one.policy.sha256
+    controller = _controller(pt_one)
+    commands = {}
+    for tick, slot in enumerate((pt_one, onnx_two, pt_one, onnx_one)):
+        if tick:
+            controller.install(slot)
+        previous = controller._previous.action if controller._previous else (0.0, 0.0)
+        _, expected = _offline(slot, controller, previous=previous)
+        result = controller.step(T0 + tick * SEC // 20)
+        assert result.active, result.reason
+        np.testing.assert_allclose(result.command, expected, atol=1e-6)
+        commands[slot.requested_path] = result.command
+    assert not np.allclose(commands["one.pt"], commands["two.onnx"], atol=1e-4)
+    # Refused candidates raise before a swap: the running (ONNX) model keeps driving.
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"not a model")
+    wrong = write_onnx(tmp_path / "wide.onnx", small_card(16, 360.0), seed=3)
+    live = DryRunInputs(ScanSample(_scan(271, 270.0), T0, T0), None, None)
+    with pytest.raises(ValueError, match="not an ONNX policy"):
+        prepare_policy(corrupt, "corrupt.onnx", LIMITS, live=controller.dry_run_inputs())
+    with pytest.raises(PolicyRejectedError, match="field of view"):
+        prepare_policy(wrong, "wide.onnx", LIMITS, live=live)
+    assert controller.slot is onnx_one and controller.step(T0 + SEC // 4).active
 
 
 def test_shadow_sees_the_same_observation_and_reports_divergence(tmp_path):

@@ -1,10 +1,14 @@
-"""Export a trained Stable-Baselines3 policy as a TorchScript policy file with its card.
+"""Export a trained Stable-Baselines3 policy as a TorchScript or ONNX policy file with its card.
 
 The exported module is deterministic (the mean action of PPO's Gaussian, tanh(mu) for
 SAC), carries the VecNormalize observation statistics as buffers and applies them first
 (same formula, epsilon and clip as VecNormalize), and clips its output to [-1, 1]. So the
 deployed node feeds it the raw observation vector of the card and gets the action the
 training policy would take.
+
+The ONNX file (`export_onnx`, or `convert_to_onnx` of an existing TorchScript file) is
+the same module with the same card in the model metadata; it is written only when its
+actions match the TorchScript module's on recorded observations (`PARITY_TOLERANCE`).
 """
 
 from __future__ import annotations
@@ -23,8 +27,16 @@ from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
+from rl_policy_node.onnx_policy import PARITY_TOLERANCE, OnnxWriteResult, write_onnx_policy
 from rl_policy_node.policy_card import PolicyCard
-from rl_policy_node.policy_loader import TORCHSCRIPT_DEPRECATION, save_policy
+from rl_policy_node.policy_loader import (
+    RUNTIME_TORCHSCRIPT,
+    TORCHSCRIPT_DEPRECATION,
+    LoadedPolicy,
+    load_policy,
+    save_policy,
+    weights_sha256,
+)
 from rl_training.config import TrainConfig, config_from_mapping
 from rl_training.nav_env import NavEnv
 from rl_training.train import git_revision
@@ -153,14 +165,13 @@ def scripted_policy(trained: TrainedPolicy) -> torch.jit.ScriptModule:
         return torch.jit.script(module)
 
 
-def export_policy(
+def policy_card(
     trained: TrainedPolicy,
-    out_path: str | Path,
     name: str = "nav_policy",
     version: str = "1.0.0",
     training: dict[str, Any] | None = None,
 ) -> PolicyCard:
-    """Write the policy file with its card; returns the saved card (with sha256)."""
+    """The card of a trained policy (without the weights' sha256)."""
     robot = load_robot_profile(trained.config.env.robot)
     card = trained.config.env.card(robot, name=name, version=version)
     info = {
@@ -175,25 +186,127 @@ def export_policy(
         else "none",
     }
     info.update(training or {})
-    card = card.with_updates(
+    return card.with_updates(
         created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), training=info
     )
+
+
+def export_policy(
+    trained: TrainedPolicy,
+    out_path: str | Path,
+    name: str = "nav_policy",
+    version: str = "1.0.0",
+    training: dict[str, Any] | None = None,
+) -> PolicyCard:
+    """Write the TorchScript policy file with its card; returns the saved card (with sha256)."""
+    card = policy_card(trained, name=name, version=version, training=training)
     return save_policy(scripted_policy(trained), out_path, card)
 
 
-def record_observations(
-    trained: TrainedPolicy, count: int, seed: int = 0, stage: int = 3
+def export_onnx(
+    trained: TrainedPolicy,
+    out_path: str | Path,
+    observations: np.ndarray,
+    name: str = "nav_policy",
+    version: str = "1.0.0",
+    training: dict[str, Any] | None = None,
+    tolerance: float = PARITY_TOLERANCE,
+) -> tuple[PolicyCard, OnnxWriteResult]:
+    """Write the ONNX policy file of a trained policy (parity-checked against TorchScript).
+
+    The card is the one `export_policy` would write (same sha256: the graph keeps the
+    module's parameter names). Raises `OnnxParityError` (nothing written) when the ONNX
+    actions differ from the TorchScript module's on `observations` by more than
+    `tolerance`.
+    """
+    module = scripted_policy(trained)
+    card = policy_card(trained, name=name, version=version, training=training)
+    card = card.with_updates(weights_sha256=weights_sha256(module))
+    result = write_onnx_policy(
+        module,
+        card.to_json(),
+        card.observation.size,
+        out_path,
+        observations,
+        tolerance=tolerance,
+        expected_sha256=card.weights_sha256,
+    )
+    return card, result
+
+
+def convert_to_onnx(
+    source: str | Path,
+    out_path: str | Path,
+    observations: np.ndarray,
+    tolerance: float = PARITY_TOLERANCE,
+) -> OnnxWriteResult:
+    """Write the ONNX file of a TorchScript policy file, with its card unchanged.
+
+    The card text is copied as stored (sha256, evaluation and gate included: the ONNX
+    graph's weights hash to the same sha256, which is checked). Parity: the ONNX file's
+    actions on `observations` are within `tolerance` of the TorchScript file's, else
+    `OnnxParityError` and nothing is written.
+    """
+    policy = load_policy(source)
+    if policy.runtime != RUNTIME_TORCHSCRIPT:
+        raise ValueError(f"{source}: not a TorchScript policy file (runtime {policy.runtime})")
+    return write_onnx_policy(
+        policy.module,
+        policy.card_text or policy.card.to_json(),
+        policy.observation_size,
+        out_path,
+        observations,
+        reference=policy,
+        tolerance=tolerance,
+        expected_sha256=policy.card.weights_sha256 or policy.sha256,
+    )
+
+
+def _rollout_observations(
+    env_config: Any, act: Any, count: int, seed: int, stage: int
 ) -> np.ndarray:
-    """`count` observations from rollouts of the trained policy (stochastic actions)."""
-    env = NavEnv(trained.config.env)
+    env = NavEnv(env_config)
     env.set_stage(stage)
     obs, _ = env.reset(seed=seed)
     rng = np.random.default_rng(seed)
     recorded = []
     while len(recorded) < count:
         recorded.append(obs)
-        action = trained.predict(obs[None])[0] + rng.normal(0.0, 0.3, 2)
+        action = act(obs[None])[0] + rng.normal(0.0, 0.3, 2)
         obs, _, terminated, truncated, _ = env.step(np.clip(action, -1.0, 1.0))
         if terminated or truncated:
             obs, _ = env.reset()
     return np.asarray(recorded, dtype=np.float32)
+
+
+def record_observations(
+    trained: TrainedPolicy, count: int, seed: int = 0, stage: int = 3
+) -> np.ndarray:
+    """`count` observations from rollouts of the trained policy (stochastic actions)."""
+    return _rollout_observations(trained.config.env, trained.predict, count, seed, stage)
+
+
+def card_training_config(policy: LoadedPolicy) -> TrainConfig:
+    """The training config recorded in a policy's card (ValueError if it has none)."""
+    raw = policy.card.training.get("config") if policy.has_card else None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{policy.path}: the card records no training config")
+    config = config_from_mapping(raw, f"{policy.path}: card training config")
+    robot = load_robot_profile(config.env.robot)
+    if config.env.card(robot).observation != policy.card.observation:
+        raise ValueError(
+            f"{policy.path}: the card's training config builds another observation than the card"
+        )
+    return config
+
+
+def record_policy_observations(
+    policy: LoadedPolicy, count: int, seed: int = 0, stage: int = 3
+) -> np.ndarray:
+    """`count` observations from rollouts of a policy file in its card's training env.
+
+    The policy drives (its deterministic action plus N(0, 0.3) noise, clipped), so the
+    observations are the states it meets; same seed, same observations.
+    """
+    config = card_training_config(policy)
+    return _rollout_observations(config.env, policy, count, seed, stage)
