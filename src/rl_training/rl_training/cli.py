@@ -24,7 +24,47 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_format(args: argparse.Namespace) -> str:
+    """The format asked for: --format, else the suffix of --out (.onnx: onnx)."""
+    suffix_format = "onnx" if Path(args.out).suffix.lower() == ".onnx" else "torchscript"
+    chosen = args.format or suffix_format
+    if chosen != suffix_format:
+        raise ValueError(
+            f"--format {chosen} does not match --out {args.out} "
+            "(ONNX files end in .onnx, TorchScript files do not)"
+        )
+    if args.policy and chosen != "onnx":
+        raise ValueError("--policy converts a TorchScript file to ONNX: --out must end in .onnx")
+    if chosen == "onnx" and args.parity <= 0:
+        raise ValueError("an ONNX export always checks parity: --parity must be > 0")
+    return chosen
+
+
 def _export(args: argparse.Namespace) -> int:
+    try:
+        chosen = _export_format(args)
+    except ValueError as exc:
+        print(f"rl_training export: {exc}", file=sys.stderr)
+        return 2
+    if args.policy:
+        from rl_policy_node.onnx_policy import OnnxParityError
+        from rl_policy_node.policy_loader import load_policy
+        from rl_training.export import convert_to_onnx, record_policy_observations
+
+        try:
+            source = load_policy(args.policy)
+            observations = record_policy_observations(source, args.parity, seed=args.parity_seed)
+            result = convert_to_onnx(source.path, args.out, observations)
+        except (OnnxParityError, ValueError) as exc:
+            print(f"rl_training export: {exc}", file=sys.stderr)
+            return 1
+        print(
+            f"exported {args.out} from {args.policy} (sha256 {result.sha256[:12]}); parity with "
+            f"the TorchScript file on {result.observations} recorded observations: "
+            f"max |difference| {result.max_difference:.2e}"
+        )
+        return 0
+
     from rl_training.export import export_policy, load_trained, run_config, run_files
 
     config = run_config(args.run)
@@ -36,19 +76,48 @@ def _export(args: argparse.Namespace) -> int:
         import json
 
         extra["run_summary"] = json.loads(run_json.read_text())
-    card = export_policy(trained, args.out, name=args.name, version=args.version, training=extra)
-    print(
-        f"exported {args.out} ({card.observation.size} inputs, sha256 {card.weights_sha256[:12]})"
-    )
+    if chosen == "onnx":
+        from rl_policy_node.onnx_policy import OnnxParityError
+        from rl_training.export import export_onnx, record_observations
+
+        observations = record_observations(trained, args.parity, seed=args.parity_seed)
+        try:
+            card, result = export_onnx(
+                trained,
+                args.out,
+                observations,
+                name=args.name,
+                version=args.version,
+                training=extra,
+            )
+        except (OnnxParityError, ValueError) as exc:
+            print(f"rl_training export: {exc}", file=sys.stderr)
+            return 1
+        print(
+            f"exported {args.out} ({card.observation.size} inputs, sha256 {result.sha256[:12]}); "
+            f"parity with the TorchScript module on {result.observations} observations: "
+            f"max |difference| {result.max_difference:.2e}"
+        )
+    else:
+        card = export_policy(
+            trained, args.out, name=args.name, version=args.version, training=extra
+        )
+        print(
+            f"exported {args.out} ({card.observation.size} inputs, "
+            f"sha256 {card.weights_sha256[:12]})"
+        )
     if args.parity:
         from rl_policy_node.policy_loader import load_policy
         from rl_training.export import record_observations
 
-        observations = record_observations(trained, args.parity)
+        observations = record_observations(trained, args.parity, seed=args.parity_seed)
         exported = load_policy(args.out)(observations)
         reference = trained.predict(observations)
         difference = float(abs(exported - reference).max())
-        print(f"parity on {args.parity} observations: max |difference| {difference:.2e}")
+        print(
+            f"parity with the training policy on {args.parity} observations: "
+            f"max |difference| {difference:.2e}"
+        )
         if difference > 1e-4:
             return 1
     return 0
@@ -56,6 +125,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from rl_training.evaluate import (
+        DEFAULT_MODES,
         MODES,
         evaluate,
         markdown_table,
@@ -63,7 +133,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         write_outputs,
     )
 
-    modes = args.modes.split(",") if args.modes else list(MODES)
+    modes = args.modes.split(",") if args.modes else list(DEFAULT_MODES)
     unknown = sorted(set(modes) - set(MODES))
     if unknown:
         print(f"unknown mode(s): {', '.join(unknown)}", file=sys.stderr)
@@ -77,6 +147,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=None if args.quiet else print,
         max_time=args.max_time,
+        workers=args.workers,
+        safety_yaml=args.safety_config,
     )
     table = markdown_table(report)
     print(table)
@@ -110,14 +182,31 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-progress-bar", action="store_true")
     train.set_defaults(handler=_train)
 
-    export = commands.add_parser("export", help="export a run as a TorchScript policy file")
-    export.add_argument("--run", required=True, help="the run directory (training_runs/<name>)")
+    export = commands.add_parser(
+        "export", help="export a run (or convert a .pt file) as a TorchScript or ONNX policy file"
+    )
+    source = export.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", help="the run directory (training_runs/<name>)")
+    source.add_argument(
+        "--policy", help="a TorchScript policy file to convert to ONNX (card kept as it is)"
+    )
     export.add_argument("--checkpoint", help="a checkpoint zip instead of the final model")
-    export.add_argument("--out", required=True, help="policy file to write (.pt)")
+    export.add_argument("--out", required=True, help="policy file to write (.pt or .onnx)")
+    export.add_argument(
+        "--format",
+        choices=("torchscript", "onnx"),
+        help="file format (default: from the suffix of --out; .onnx is ONNX)",
+    )
     export.add_argument("--name", default="nav_policy")
     export.add_argument("--version", default="1.0.0")
     export.add_argument(
-        "--parity", type=int, default=1000, help="observations for the parity check (0: skip)"
+        "--parity",
+        type=int,
+        default=1000,
+        help="recorded observations for the parity checks (0: skip; ONNX always checks)",
+    )
+    export.add_argument(
+        "--parity-seed", type=int, default=0, help="seed of the parity observations' rollouts"
     )
     export.set_defaults(handler=_export)
 
@@ -125,9 +214,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("model", help="policy file (.pt)")
     evaluate.add_argument("--worlds", default=",".join(DEFAULT_WORLDS))
     evaluate.add_argument("--episodes", type=int, default=10, help="held-out episodes per world")
-    evaluate.add_argument("--modes", help="comma list of policy,policy_safety,dwa (default all)")
+    evaluate.add_argument(
+        "--modes",
+        help="comma list of policy,policy_safety,dwa,dwa_safety (default: all but dwa_safety)",
+    )
     evaluate.add_argument("--seed", type=int, default=EVALUATION_SEED)
     evaluate.add_argument("--max-time", type=float, help="cap each episode's time limit (s)")
+    evaluate.add_argument(
+        "--workers", type=int, default=1, help="worker processes (same results as with 1)"
+    )
+    evaluate.add_argument(
+        "--safety-config",
+        help="safety node YAML the filter is built from (default config/safety_controller.yaml)",
+    )
     evaluate.add_argument("--out", help="output directory (default: <model>_evaluation/)")
     evaluate.add_argument("--gate", action="store_true", help="exit 1 when the gate fails")
     evaluate.add_argument("--record-card", action="store_true", help="store results in the card")

@@ -1,5 +1,6 @@
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,18 +13,24 @@ from rl_training.evaluate import (
     DwaController,
     EpisodeResult,
     SafetyFilteredController,
+    _legacy_safety_config,
+    deployed_safety_config,
     evaluate,
+    evaluation_tasks,
     gate_verdict,
     markdown_table,
     record_in_card,
     run_episode,
+    safety_parameters,
     summarize,
     time_ratio,
+    wilson_interval,
     write_outputs,
 )
 from rl_training.nav_env import EnvConfig, NavEnv
-from rl_training.worlds import Task
-from sim_bringup.profiles import load_world
+from rl_training.worlds import STAGE_NAMES, Task, TaskSettings
+from safety_controller.node_config import build_safety_config
+from sim_bringup.profiles import MovingCylinder, load_world
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +39,15 @@ def policy_file(tmp_path_factory):
 
 
 def episode(
-    outcome, mode="policy", time=10.0, seed=0, world="w", steps=100, interventions=0, speed=0.0
+    outcome,
+    mode="policy",
+    time=10.0,
+    seed=0,
+    world="w",
+    steps=100,
+    interventions=0,
+    speed=0.0,
+    at_fault=False,
 ):
     return EpisodeResult(
         world=world,
@@ -46,6 +61,7 @@ def episode(
         interventions=interventions,
         collision_speed=speed,
         steps=steps,
+        at_fault=at_fault,
     )
 
 
@@ -84,6 +100,29 @@ def test_summary_rates_and_means():
     assert stats["timeout_rate"] == 0.2
     assert stats["mean_time_to_goal"] == 15.0
     assert stats["intervention_rate"] == pytest.approx(10 / 500)
+    assert stats["successes"] == 2 and stats["timeouts"] == 1
+    lo, hi = stats["success_ci95"]
+    assert lo < 0.4 < hi
+
+
+def test_collisions_split_into_at_fault_and_others():
+    results = [
+        episode("collision", speed=0.2, at_fault=True),
+        episode("collision", speed=0.1, at_fault=False),  # backing away from a mover
+        episode("collision", speed=0.0, at_fault=False),
+        episode("success"),
+    ]
+    stats = summarize(results)
+    assert stats["collisions"] == 3
+    assert stats["collisions_at_fault"] == 1 and stats["collisions_not_at_fault"] == 2
+
+
+def test_wilson_interval():
+    lo, hi = wilson_interval(8, 10)
+    assert lo == pytest.approx(0.4902, abs=1e-4) and hi == pytest.approx(0.9433, abs=1e-4)
+    lo, hi = wilson_interval(50, 50)
+    assert lo == pytest.approx(0.9287, abs=1e-4) and hi == 1.0
+    assert wilson_interval(0, 20)[0] == 0.0 and wilson_interval(0, 0) == (0.0, 1.0)
 
 
 def test_time_ratio_uses_episodes_both_modes_reached():
@@ -171,3 +210,88 @@ def test_the_dwa_baseline_reaches_an_open_goal():
     result = run_episode(env, DwaController(), task, 1, "dwa", "empty")
     assert result.outcome == "success"
     assert result.path_length == pytest.approx(2.0, abs=0.5)
+
+
+def test_the_filter_is_the_deployed_one_with_the_cards_velocity_limits(workspace_root, tmp_path):
+    env = NavEnv(EnvConfig(randomize=False))
+    config = deployed_safety_config(env)
+    values = safety_parameters(env.robot, workspace_root / "config" / "safety_controller.yaml")
+    reference = build_safety_config(values)[0]
+    assert config.reaction_time == reference.reaction_time
+    assert config.footprint.radius == reference.footprint.radius
+    assert config.footprint.margin == reference.footprint.margin
+    assert config.limits.max_accel == reference.limits.max_accel
+    assert config.max_obstacle_speed == reference.max_obstacle_speed
+    action = env.card.action
+    assert config.limits.max_velocity == (max(action.linear), max(action.angular))
+    # Another YAML is another filter.
+    yaml_file = tmp_path / "safety.yaml"
+    yaml_file.write_text(
+        "safety_controller:\n  ros__parameters:\n    safety_margin: 0.2\n    reaction_time: 0.3\n"
+    )
+    other = deployed_safety_config(env, yaml_file)
+    assert other.footprint.margin == 0.2 and other.reaction_time == 0.3
+    controller = SafetyFilteredController(Controller(), safety_yaml=yaml_file)
+    controller.reset(env)
+    assert controller.filter.config.reaction_time == 0.3
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("something_else: {}\n")
+    with pytest.raises(ValueError, match="ros__parameters"):
+        deployed_safety_config(env, bad)
+
+
+def test_a_safety_controller_without_node_config_gets_the_same_values():
+    values = {"robot_radius": 0.11, "safety_margin": 0.07, "reaction_time": 0.2}
+    values |= {"max_velocity": [0.22, 2.0], "min_velocity": [-0.22, -2.0]}
+    legacy = _legacy_safety_config(values)
+    built = build_safety_config(values)[0]
+    assert legacy.footprint.margin == built.footprint.margin == 0.07
+    assert legacy.reaction_time == built.reaction_time == 0.2
+    assert legacy.limits == built.limits
+
+
+def test_mover_families_and_single_stages_are_evaluation_worlds():
+    settings = TaskSettings()
+    tasks = evaluation_tasks("headon", 3, settings, seed=970_000)
+    assert [t.label for t in tasks] == ["headon/970000", "headon/970001", "headon/970002"]
+    assert all(t.world.moving_cylinders for t in tasks)
+    clutter = evaluation_tasks("generated_clutter", 2, settings, seed=5)
+    assert all(t.label == f"generated/{STAGE_NAMES[2]}" for t in clutter)
+    with pytest.raises(ValueError, match="generated stage"):
+        evaluation_tasks("generated_maze", 1, settings, seed=5)
+
+
+class Still(Controller):
+    """Stands still."""
+
+    def command(self, env, observation):
+        self.last_action = np.array([-1.0, 0.0])
+        return 0.0, 0.0, False
+
+
+def test_driving_into_a_wall_is_at_fault_and_a_mover_hitting_a_still_robot_is_not():
+    env = NavEnv(EnvConfig(randomize=False))
+    wall = run_episode(env, Forward(), wall_task(), 4, "policy", "empty")
+    assert wall.outcome == "collision" and wall.at_fault
+    assert wall.contact and wall.contact[-1]["time"] == pytest.approx(wall.time)
+    world = load_world("empty")
+    mover = MovingCylinder(0.2, 0.4, ((2.0, 0.0), (-2.0, 0.0)))
+    world = replace(world, moving_cylinders=(mover,), source="t")
+    task = Task(world, (0.0, 0.0, math.pi / 2), (0.0, 2.5), 0.1, 15.0, 2.5, "t/still")
+    hit = run_episode(env, Still(), task, 4, "policy", "t")
+    assert hit.outcome == "collision" and not hit.at_fault
+    assert hit.contact[-1]["movers"][0][0] == pytest.approx(0.3, abs=0.1)
+
+
+def test_worker_processes_give_the_same_results_and_dwa_safety_runs(policy_file):
+    kwargs = {"worlds": ["crossing"], "episodes": 2, "modes": ["dwa", "dwa_safety"]}
+    kwargs |= {"max_time": 1.5, "seed": 970_000}
+    alone = evaluate(policy_file, workers=1, **kwargs)
+    pooled = evaluate(policy_file, workers=2, **kwargs)
+    assert [e.mode for e in alone.episodes] == ["dwa", "dwa_safety"] * 2
+    for a, b in zip(alone.episodes, pooled.episodes, strict=True):
+        assert (a.task, a.mode, a.outcome, a.steps) == (b.task, b.mode, b.outcome, b.steps)
+        assert a.trajectory == b.trajectory
+    assert "| crossing | dwa_safety | 2 |" in markdown_table(alone)
+    with pytest.raises(ValueError, match="bogus"):
+        evaluate(policy_file, worlds=["empty"], episodes=1, modes=["bogus"])
