@@ -34,7 +34,15 @@ def generate_launch_description() -> LaunchDescription:
             "namespace", default_value="", description="Namespace of the stack nodes."
         ),
         DeclareLaunchArgument(
-            "model_path", default_value="", description="Policy file for rl_policy_node."
+            "model_path",
+            default_value="nav_policy.pt",
+            description="Policy file for rl_policy_node (default: the shipped policy; "
+            "relative to its models_dir; empty keeps its YAML default, no model).",
+        ),
+        DeclareLaunchArgument(
+            "use_sim_time",
+            default_value="false",
+            description="Use the /clock topic as time (true only with a simulator or a bag).",
         ),
         DeclareLaunchArgument(
             "robot",
@@ -61,7 +69,7 @@ def generate_launch_description() -> LaunchDescription:
                 PythonLaunchDescriptionSource(os.path.join(HERE, "stack.launch.py")),
                 launch_arguments={
                     "namespace": LaunchConfiguration("namespace"),
-                    "use_sim_time": "false",
+                    "use_sim_time": LaunchConfiguration("use_sim_time"),
                     "model_path": LaunchConfiguration("model_path"),
                     "robot": LaunchConfiguration("robot"),
                     "use_stamped": LaunchConfiguration("use_stamped"),

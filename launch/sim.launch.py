@@ -2,6 +2,9 @@
 
 ros2 launch launch/sim.launch.py sim:=mujoco world:=warehouse
 ros2 launch launch/sim.launch.py sim:=gazebo world:=corridor headless:=false
+ros2 launch launch/sim.launch.py publish_goals:=true   # the world's goals, one after another
+
+The stack runs the shipped policy (model_path) and waits for a goal on goal_pose.
 """
 
 from __future__ import annotations
@@ -10,9 +13,9 @@ import os
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, GroupAction, IncludeLaunchDescription
-from launch.conditions import LaunchConfigurationEquals
+from launch.conditions import IfCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import EqualsSubstitution, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import PushROSNamespace
 from launch_ros.substitutions import FindPackageShare
 
@@ -47,8 +50,20 @@ def generate_launch_description() -> LaunchDescription:
         ),
         DeclareLaunchArgument(
             "model_path",
-            default_value="",
-            description="Policy file for rl_policy_node (empty keeps its YAML default).",
+            default_value="nav_policy.pt",
+            description="Policy file for rl_policy_node (default: the shipped policy; "
+            "relative to its models_dir; empty keeps its YAML default, no model).",
+        ),
+        DeclareLaunchArgument(
+            "use_sim_time",
+            default_value="true",
+            description="Stack nodes use the simulator's /clock as time.",
+        ),
+        DeclareLaunchArgument(
+            "publish_goals",
+            default_value="false",
+            description="MuJoCo only: publish the world's goals on goal_pose, the next when "
+            "one is reached (unattended runs); off, the stack waits for your goal.",
         ),
         DeclareLaunchArgument(
             "use_stamped",
@@ -56,31 +71,31 @@ def generate_launch_description() -> LaunchDescription:
             description="cmd_vel as TwistStamped between the stack and the simulator.",
         ),
     ]
-    sim_args = {
-        "world": world,
-        "robot": robot,
-        "use_stamped": use_stamped,
-        "headless": LaunchConfiguration("headless"),
-    }.items()
+    sim_args = [
+        ("world", world),
+        ("robot", robot),
+        ("use_stamped", use_stamped),
+        ("headless", LaunchConfiguration("headless")),
+    ]
     mujoco = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(
             PathJoinSubstitution([FindPackageShare("sim_bringup"), "launch", "mujoco.launch.py"])
         ),
-        launch_arguments=sim_args,
-        condition=LaunchConfigurationEquals("sim", "mujoco"),
+        launch_arguments=[*sim_args, ("publish_goals", LaunchConfiguration("publish_goals"))],
+        condition=IfCondition(EqualsSubstitution(LaunchConfiguration("sim"), "mujoco")),
     )
     gazebo = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(
             PathJoinSubstitution([FindPackageShare("sim_bringup"), "launch", "gazebo.launch.py"])
         ),
         launch_arguments=sim_args,
-        condition=LaunchConfigurationEquals("sim", "gazebo"),
+        condition=IfCondition(EqualsSubstitution(LaunchConfiguration("sim"), "gazebo")),
     )
     stack = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(os.path.join(HERE, "stack.launch.py")),
         launch_arguments={
             "namespace": namespace,
-            "use_sim_time": "true",
+            "use_sim_time": LaunchConfiguration("use_sim_time"),
             "model_path": LaunchConfiguration("model_path"),
             "robot": robot,
             "use_stamped": use_stamped,

@@ -1,9 +1,14 @@
 """The rlguard stack: rl_policy_node -> hybrid_fallback -> safety_controller.
 
 Each node loads its YAML from the workspace config/ (installed into its package's share
-directory), then the optional `params_file` overrides, then the launch arguments.
+directory), then the optional `params_file` overrides, then the launch arguments and the
+robot profile's values.
 
-    ros2 launch launch/stack.launch.py model_path:=nav_policy.pt use_sim_time:=true
+The arbiter owns the goal: `hybrid_fallback` reads `goal_pose` (the user, RViz) and hands
+every accepted goal on to the policy node on `hybrid/goal` (latched), so a goal published
+once reaches both.
+
+    ros2 launch launch/stack.launch.py use_sim_time:=true
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ STACK_NODES = (
     ("hybrid_fallback", "hybrid_fallback", "hybrid_fallback"),
     ("safety_controller", "safety_controller", "safety_controller"),
 )
+# The shipped policy; relative, so the policy node finds it in its models_dir (the installed
+# share/rl_policy_node/models, else the workspace's models/).
+DEFAULT_MODEL = "nav_policy.pt"
 
 
 def _as_bool(text: str) -> bool:
@@ -36,7 +44,7 @@ def _stack_nodes(context: LaunchContext) -> list[Node]:
 
     # The robot profile (config/robots/<robot>.yaml) sets footprint, limits and lidar
     # mount for every node; sim_bringup owns the profile format.
-    from sim_bringup.stack_config import robot_parameter_overrides
+    from sim_bringup.stack_config import STACK_REMAPPINGS, robot_parameter_overrides
 
     overrides = robot_parameter_overrides(robot)
     overrides["rl_policy_node"] = {**overrides.get("rl_policy_node", {})}
@@ -59,6 +67,7 @@ def _stack_nodes(context: LaunchContext) -> list[Node]:
                 name=name,
                 output="screen",
                 parameters=parameters,
+                remappings=list(STACK_REMAPPINGS.get(name, {}).items()),
                 arguments=["--ros-args", "--log-level", log_level],
             )
         )
@@ -76,9 +85,11 @@ def generate_launch_description() -> LaunchDescription:
         ),
         DeclareLaunchArgument(
             "model_path",
-            default_value="",
-            description="Policy file; relative paths resolve against the models/ directory. "
-            "Empty keeps the YAML's model_path.",
+            default_value=DEFAULT_MODEL,
+            description="Policy file; relative paths resolve against the policy node's "
+            "models_dir (installed share/rl_policy_node/models, else the workspace models/). "
+            "Default: the shipped policy. Empty keeps the YAML's model_path ('' there: no "
+            "model, the fallback drives).",
         ),
         DeclareLaunchArgument(
             "robot",

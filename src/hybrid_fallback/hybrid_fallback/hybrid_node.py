@@ -4,6 +4,10 @@ Converts messages to the ROS-free cores (`arbiter`, `fallback`), publishes the s
 command on `cmd_vel_nav` every period and at once on a mode switch, the mode on
 `hybrid/mode` (transient local; the bare mode name, per the architecture contract), the
 mode with its reason on `hybrid/mode_reason`, and diagnostics at 1 Hz.
+
+The arbiter owns the goal: every valid `goal_pose` is handed on, unchanged, on
+`hybrid/goal` (reliable, transient local, depth 1), which the launch files remap the policy
+node's `goal_pose` to, so a goal published once (`ros2 topic pub --once`) reaches both.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from hybrid_fallback.arbiter import (
 from hybrid_fallback.dwa import DwaConfig, DwaPlanner, ObservedSector
 from hybrid_fallback.fallback import FallbackController, GuidanceConfig
 from hybrid_fallback.nav_grid import NavGridConfig, NavigationGrid
+from rlguard_common.node_shutdown import interrupts_end_quietly
 from rlguard_common.scan_validity import REASONS as SCAN_REASONS
 from rlguard_common.scan_validity import validate_scan_message
 from safety_controller.scan_geometry import LidarMount, ScanPoints, scan_to_points
@@ -125,8 +130,8 @@ PARAMETERS: dict[str, tuple[object, str, tuple[float, float] | None]] = {
     "source_timeout": (0.5, "scan older than this makes the fallback unhealthy (s)", (0.01, 10.0)),
     "odom_timeout": (0.5, "odom older than this makes the fallback unhealthy (s)", (0.01, 10.0)),
     "odom_frame_id": ("odom", "Frame goal_pose must be in ('' is accepted as odom)", None),
-    "max_velocity": ([0.26, 1.8], "DWA [linear m/s, angular rad/s] upper limits", None),
-    "min_velocity": ([0.0, -1.8], "DWA [linear m/s, angular rad/s] lower limits", None),
+    "max_velocity": ([0.26, 1.82], "DWA [linear m/s, angular rad/s] upper limits", None),
+    "min_velocity": ([0.0, -1.82], "DWA [linear m/s, angular rad/s] lower limits", None),
     "max_accel": ([1.0, 3.2], "DWA [linear m/s^2, angular rad/s^2] window limits", None),
     "robot_radius": (0.11, "Circular footprint radius (m)", (0.01, 2.0)),
     "safety_margin": (0.03, "Clearance the DWA keeps beyond the footprint (m)", (0.0, 1.0)),
@@ -270,6 +275,7 @@ class HybridFallbackNode(Node):
         self.cmd_pub = self.create_publisher(Twist, "cmd_vel_nav", RELIABLE_1)
         self.mode_pub = self.create_publisher(String, "hybrid/mode", LATCHED)
         self.reason_pub = self.create_publisher(String, "hybrid/mode_reason", LATCHED)
+        self.goal_pub = self.create_publisher(PoseStamped, "hybrid/goal", LATCHED)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
         self.create_subscription(Twist, "policy/cmd_vel", self._on_policy_cmd, RELIABLE_1)
@@ -361,6 +367,7 @@ class HybridFallbackNode(Node):
             self.dropped["goal_pose"] += 1
             self.get_logger().warn(f"goal_pose dropped (frame '{frame}', x={x}, y={y})")
             return
+        self.goal_pub.publish(msg)  # hand the goal on to the policy node (hybrid/goal)
         if self._goal == (x, y):
             return  # the same goal re-sent (for late joiners): not a new goal
         self._goal = (x, y)
@@ -545,18 +552,25 @@ class HybridFallbackNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    """Run the hybrid_fallback node until shutdown."""
-    rclpy.init(args=args)
-    node = HybridFallbackNode()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    """Run the hybrid_fallback node until shutdown (Ctrl-C, even repeated, ends it with code 0)."""
+    with interrupts_end_quietly():
+        rclpy.init(args=args)
+        node = None
+        try:
+            node = HybridFallbackNode()
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
+            executor.spin()
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        except Exception:
+            if rclpy.ok():
+                raise
+            # the signal shut the context down under the executor: that is the shutdown
+        finally:
+            if node is not None:
+                node.destroy_node()
+            rclpy.try_shutdown()
 
 
 if __name__ == "__main__":

@@ -217,7 +217,7 @@ def test_invalid_parameters_are_rejected_and_old_values_kept(rclpy_context):
             result = node.set_parameters([parameter])[0]
             assert not result.successful, parameter.name
             assert result.reason
-        assert list(node.get_parameter("max_velocity").value) == [0.26, 1.8]
+        assert list(node.get_parameter("max_velocity").value) == [0.26, 1.82]
         assert node.get_parameter("on_policy_disabled").value == "fallback"
         assert node.set_parameters([Parameter("on_policy_disabled", value="stop")])[0].successful
         assert node.arbiter.config.on_policy_disabled == "stop"

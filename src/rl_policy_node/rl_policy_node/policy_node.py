@@ -1,4 +1,4 @@
-"""rl_policy_node: runs a TorchScript navigation policy at a fixed rate, with hot model swap.
+"""rl_policy_node: runs a TorchScript or ONNX navigation policy at a fixed rate, with hot swap.
 
 Subscribes `scan`, `odom`, `goal_pose` and `policy/enable`; publishes `policy/cmd_vel`,
 `policy/active`, optionally `policy/shadow/cmd_vel` and `policy/inference_ms`, and
@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import rclpy
-import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry
@@ -43,6 +42,7 @@ from std_msgs.msg import Bool, Float32
 from std_srvs.srv import Trigger
 
 from rl_policy_node.observation import ScanInput
+from rl_policy_node.policy_loader import cuda_available, set_inference_threads
 from rl_policy_node.policy_runtime import (
     OdomSample,
     PolicyController,
@@ -60,6 +60,7 @@ from rl_policy_node.policy_runtime import (
     yaw_from_quaternion,
 )
 from rl_policy_node.threaded_executor import StartedTaskExecutor
+from rlguard_common.node_shutdown import interrupts_end_quietly
 from rlguard_common.scan_validity import REASONS as SCAN_REASONS
 from rlguard_common.scan_validity import validate_scan_message
 
@@ -101,7 +102,8 @@ class PolicyNode(Node):
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(NODE_NAME, **kwargs)
-        torch.set_num_threads(1)
+        # One thread per inference; torch (imported only for a .pt file) and ONNX Runtime.
+        set_inference_threads(1)
         self._declare_parameters()
         p = self._param
         self._max_velocity = list(p("max_velocity"))
@@ -110,7 +112,7 @@ class PolicyNode(Node):
             self.get_logger().error(f"{problem}; using [0.26, 1.82]")
             self._max_velocity = [0.26, 1.82]
         self._device = str(p("device"))
-        problem = device_problem(self._device, torch.cuda.is_available())
+        problem = device_problem(self._device, cuda_available)
         if problem:
             self.get_logger().error(f"{problem}; running on cpu")
             self._device = "cpu"
@@ -297,7 +299,7 @@ class PolicyNode(Node):
             if problem:
                 raise ValueError(problem)
             device = str(new.get("device", self._device))
-            problem = device_problem(device, torch.cuda.is_available())
+            problem = device_problem(device, cuda_available)
             if problem:
                 raise ValueError(problem)
             models_dir = str(new.get("models_dir", self._models_dir))
@@ -577,24 +579,26 @@ class PolicyNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Run the node with a threaded executor (control timer, inputs, everything else)."""
-    rclpy.init(args=args)
-    try:
-        torch.set_num_interop_threads(1)  # one inference at a time; no pool to wake per call
-    except RuntimeError:  # already fixed once torch ran parallel work in this process
-        pass
-    node = None
-    try:
-        node = PolicyNode()
-        # One worker per callback group: control tick, inputs, parameters/services.
-        executor = StartedTaskExecutor(num_threads=3)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    with interrupts_end_quietly():  # Ctrl-C, even repeated, ends the node with code 0
+        rclpy.init(args=args)
+        set_inference_threads(1)  # before any inference: torch's inter-op pool stays at 1
+        node = None
+        try:
+            node = PolicyNode()
+            # One worker per callback group: control tick, inputs, parameters/services.
+            executor = StartedTaskExecutor(num_threads=3)
+            executor.add_node(node)
+            executor.spin()
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        except Exception:
+            if rclpy.ok():
+                raise
+            # the signal shut the context down under the executor: that is the shutdown
+        finally:
+            if node is not None:
+                node.destroy_node()
+            rclpy.try_shutdown()
 
 
 if __name__ == "__main__":

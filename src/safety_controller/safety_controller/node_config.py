@@ -111,7 +111,7 @@ PARAMETERS: dict[str, tuple[object, str, tuple[float, float] | None, bool]] = {
         (0.1, 600.0),
         False,
     ),
-    "base_frame_id": ("base_link", "frame of TwistStamped cmd_vel", None, False),
+    "base_frame_id": ("base_footprint", "frame of TwistStamped cmd_vel", None, False),
     "enable_stamped_cmd_vel": (False, "publish TwistStamped instead of Twist", None, True),
     "publish_rate": (
         20.0,

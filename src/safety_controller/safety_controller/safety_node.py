@@ -26,6 +26,7 @@ from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Bool, Float32
 from std_srvs.srv import Trigger
 
+from rlguard_common.node_shutdown import interrupts_end_quietly
 from rlguard_common.scan_validity import REASONS as SCAN_REASONS
 from safety_controller.node_config import (
     PARAMETERS,
@@ -339,20 +340,25 @@ class SafetyControllerNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    """Run the safety controller until shutdown."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SafetyControllerNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    """Run the safety controller until shutdown (Ctrl-C, even repeated, ends it with code 0)."""
+    with interrupts_end_quietly():
+        rclpy.init(args=args)
+        node = None
+        try:
+            node = SafetyControllerNode()
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
+            executor.spin()
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        except Exception:
+            if rclpy.ok():
+                raise
+            # the signal shut the context down under the executor: that is the shutdown
+        finally:
+            if node is not None:
+                node.destroy_node()
+            rclpy.try_shutdown()
 
 
 if __name__ == "__main__":

@@ -67,7 +67,9 @@ def generate_launch_description() -> LaunchDescription:
     headless = LaunchConfiguration("headless")
     use_stamped = LaunchConfiguration("use_stamped")
     share = FindPackageShare("sim_bringup")
-    world_sdf = PathJoinSubstitution([share, "gazebo", "worlds", [world, ".sdf"]])
+    # Jazzy's launch (3.4.3) joins only str and substitutions, no nested list: the ".sdf"
+    # suffix follows the joined path as a second substitution.
+    world_sdf = [PathJoinSubstitution([share, "gazebo", "worlds", world]), ".sdf"]
     gz_sim_launch = PathJoinSubstitution(
         [FindPackageShare("ros_gz_sim"), "launch", "gz_sim.launch.py"]
     )
@@ -97,14 +99,14 @@ def generate_launch_description() -> LaunchDescription:
     gazebo_headless = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(gz_sim_launch),
         launch_arguments={
-            "gz_args": [world_sdf, " -r -s --headless-rendering"],
+            "gz_args": [*world_sdf, " -r -s --headless-rendering"],
             "on_exit_shutdown": "true",
         }.items(),
         condition=IfCondition(headless),
     )
     gazebo_gui = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(gz_sim_launch),
-        launch_arguments={"gz_args": [world_sdf, " -r"], "on_exit_shutdown": "true"}.items(),
+        launch_arguments={"gz_args": [*world_sdf, " -r"], "on_exit_shutdown": "true"}.items(),
         condition=UnlessCondition(headless),
     )
     bridges = [

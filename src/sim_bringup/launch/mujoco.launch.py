@@ -21,6 +21,8 @@ def _as_bool(text: str) -> bool:
 
 def _nodes(context: LaunchContext) -> list[Node]:
     """The simulator with typed parameters, and robot_state_publisher for base_scan."""
+    from sim_bringup.stack_config import robot_parameter_overrides
+
     share = FindPackageShare("sim_bringup").perform(context)
     value = {
         name: LaunchConfiguration(name).perform(context)
@@ -33,6 +35,8 @@ def _nodes(context: LaunchContext) -> list[Node]:
         output="screen",
         parameters=[
             f"{share}/config/mujoco_sim.yaml",
+            # Frames the stack shares with the simulator, from the robot profile.
+            robot_parameter_overrides(value["robot"]).get("mujoco_sim", {}),
             {
                 "world": value["world"],
                 "robot": value["robot"],
@@ -94,8 +98,9 @@ def generate_launch_description() -> LaunchDescription:
         ),
         DeclareLaunchArgument(
             "publish_goals",
-            default_value="true",
-            description="Publish the world's goal sequence on goal_pose (unattended demo).",
+            default_value="false",
+            description="Publish the world's goal sequence on goal_pose (unattended runs); "
+            "off by default so a goal you send is not replaced.",
         ),
     ]
     return LaunchDescription([*arguments, OpaqueFunction(function=_nodes)])

@@ -9,12 +9,19 @@ configuration that is never declared, every include argument the included file d
 declare, every package, executable or file that does not exist, and every parameter a
 node is given that its config YAML does not declare.
 
+The stand-ins refuse what Jazzy's `launch` 3.4.3 and `launch_ros` 0.26.6 refuse: a name
+those modules do not export, an argument that must be "some substitutions" (a str, a
+substitution, or a flat list of them) given anything else (a nested list, say), and the
+conditions Jazzy deprecates (they print a UserWarning at every run). The real `launch`
+remains the truth; see test_real_launch.py for the opt-in run of the real thing.
+
     python -m sim_bringup.launch_check launch/*.launch.py src/sim_bringup/launch/*.py
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 import os
 import sys
@@ -44,6 +51,108 @@ STUB_MODULES = (
     "launch_ros.descriptions",
     "launch_ros.parameter_descriptions",
 )
+# What each stubbed module exports in Jazzy (launch 3.4.3, launch_ros 0.26.6): importing
+# anything else fails there, so it is a problem here.
+JAZZY_API: dict[str, frozenset[str]] = {
+    "launch": frozenset(
+        "Action Condition Event EventHandler InvalidLaunchFileError LaunchContext "
+        "LaunchDescription LaunchDescriptionEntity LaunchDescriptionSource LaunchIntrospector "
+        "LaunchService SomeEntitiesType SomeEntitiesType_types_tuple SomeSubstitutionsType "
+        "SomeSubstitutionsType_types_tuple Substitution actions conditions descriptions events "
+        "frontend logging substitutions".split()
+    ),
+    "launch.actions": frozenset(
+        "AppendEnvironmentVariable DeclareLaunchArgument EmitEvent ExecuteLocal ExecuteProcess "
+        "GroupAction IncludeLaunchDescription LogInfo OpaqueCoroutine OpaqueFunction "
+        "PopEnvironment PopLaunchConfigurations PushEnvironment PushLaunchConfigurations "
+        "RegisterEventHandler ResetEnvironment ResetLaunchConfigurations SetEnvironmentVariable "
+        "SetLaunchConfiguration Shutdown TimerAction UnregisterEventHandler "
+        "UnsetEnvironmentVariable UnsetLaunchConfiguration".split()
+    ),
+    "launch.conditions": frozenset(
+        "IfCondition InvalidConditionExpressionError LaunchConfigurationEquals "
+        "LaunchConfigurationNotEquals UnlessCondition evaluate_condition_expression".split()
+    ),
+    "launch.launch_description_sources": frozenset(
+        "AnyLaunchDescriptionSource FrontendLaunchDescriptionSource "
+        "InvalidFrontendLaunchFileError InvalidLaunchFileError InvalidPythonLaunchFileError "
+        "PythonLaunchDescriptionSource get_launch_description_from_any_launch_file "
+        "get_launch_description_from_frontend_launch_file "
+        "get_launch_description_from_python_launch_file load_python_launch_file_as_module".split()
+    ),
+    "launch.substitutions": frozenset(
+        "AllSubstitution AndSubstitution AnonName AnySubstitution Command EnvironmentVariable "
+        "EqualsSubstitution FileContent FindExecutable IfElseSubstitution LaunchConfiguration "
+        "LaunchLogDir LocalSubstitution NotEqualsSubstitution NotSubstitution OrSubstitution "
+        "PathJoinSubstitution PythonExpression SubstitutionFailure TextSubstitution "
+        "ThisLaunchFile ThisLaunchFileDir".split()
+    ),
+    "launch_ros": frozenset(
+        "actions descriptions event_handlers events ros_adapters substitutions".split()
+    ),
+    "launch_ros.actions": frozenset(
+        "ComposableNodeContainer LifecycleNode LifecycleTransition LoadComposableNodes Node "
+        "PushROSNamespace PushRosNamespace ROSTimer RosTimer SetParameter SetParametersFromFile "
+        "SetROSLogDir SetRemap SetUseSimTime".split()
+    ),
+    "launch_ros.substitutions": frozenset(
+        "ExecutableInPackage FindPackage FindPackagePrefix FindPackageShare Parameter".split()
+    ),
+    "launch_ros.descriptions": frozenset(
+        "ComposableNode Parameter ParameterFile ParameterValue".split()
+    ),
+    "launch_ros.parameter_descriptions": frozenset(
+        "Parameter ParameterFile ParameterValue".split()
+    ),
+}
+# Substitution classes: what a "some substitutions" argument may hold besides str.
+SUBSTITUTION_KINDS = (
+    JAZZY_API["launch.substitutions"] | JAZZY_API["launch_ros.substitutions"] | {"Substitution"}
+) - {"SubstitutionFailure"}
+# Arguments Jazzy normalizes as "some substitutions" (str | Substitution | a flat iterable of
+# them), by class: the positional parameter names in order, and which of them (or keyword
+# arguments) hold one such value ("one") or an iterable of such values ("each").
+SUBSTITUTION_ARGUMENTS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
+    "LaunchConfiguration": (("variable_name",), {"variable_name": "one"}),
+    "PathJoinSubstitution": (("substitutions",), {"substitutions": "one"}),
+    "PythonExpression": (("expression",), {"expression": "one"}),
+    "TextSubstitution": ((), {}),
+    "EnvironmentVariable": (("name",), {"name": "one", "default_value": "one"}),
+    "FindPackageShare": (("package",), {"package": "one"}),
+    "FindPackagePrefix": (("package",), {"package": "one"}),
+    "IfCondition": (("predicate_expression",), {"predicate_expression": "one"}),
+    "UnlessCondition": (("predicate_expression",), {"predicate_expression": "one"}),
+    "DeclareLaunchArgument": (("name",), {"default_value": "one"}),
+    "SetLaunchConfiguration": (("name", "value"), {"name": "one", "value": "one"}),
+    "PythonLaunchDescriptionSource": (("launch_file_path",), {"launch_file_path": "one"}),
+    "PushROSNamespace": (("namespace",), {"namespace": "one"}),
+    "PushRosNamespace": (("namespace",), {"namespace": "one"}),
+    "SetRemap": (("src", "dst"), {"src": "one", "dst": "one"}),
+    "Node": (
+        ("executable", "package", "name", "namespace"),
+        {
+            "executable": "one",
+            "package": "one",
+            "name": "one",
+            "namespace": "one",
+            "exec_name": "one",
+            "arguments": "each",
+            "ros_arguments": "each",
+        },
+    ),
+    "ExecuteProcess": ((), {"cmd": "each"}),
+}
+# Deprecated in Jazzy: each use prints a UserWarning.
+DEPRECATED = {
+    "LaunchConfigurationEquals": (
+        "IfCondition(EqualsSubstitution(LaunchConfiguration(name), value))"
+    ),
+    "LaunchConfigurationNotEquals": (
+        "IfCondition(NotEqualsSubstitution(LaunchConfiguration(name), value))"
+    ),
+}
+# Problems found while stand-ins are constructed go to the innermost reporter.
+_REPORTERS: list[Any] = []
 
 
 class Recorded:
@@ -54,13 +163,13 @@ class Recorded:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.args = args
         self.kwargs = kwargs
+        if _REPORTERS:
+            for problem in _construction_problems(self.kind, args, kwargs):
+                _REPORTERS[-1](problem)
 
     def perform(self, context: LaunchContextStandIn) -> str:
         """Evaluate as a substitution in `context`."""
         return context.resolve(self)
-
-    def __add__(self, other: Any) -> list[Any]:
-        return [self, other]
 
     def __repr__(self) -> str:
         return f"{self.kind}({', '.join(map(repr, self.args))})"
@@ -68,6 +177,55 @@ class Recorded:
 
 def _recorder(name: str) -> type[Recorded]:
     return type(name, (Recorded,), {"kind": name})
+
+
+def _is_substitution(value: Any) -> bool:
+    return isinstance(value, Recorded) and value.kind in SUBSTITUTION_KINDS
+
+
+def _substitutions_problem(value: Any) -> str | None:
+    """Why Jazzy's normalize_to_list_of_substitutions refuses `value`, or None."""
+    if isinstance(value, str) or _is_substitution(value):
+        return None
+    if not isinstance(value, (list, tuple)):
+        return f"a {type(value).__name__} ({value!r}) is not a str or substitution"
+    for item in value:
+        if not (isinstance(item, str) or _is_substitution(item)):
+            kind = item.kind if isinstance(item, Recorded) else type(item).__name__
+            return (
+                f"holds an item of type '{kind}' where launch 3.4.3 accepts only a str or "
+                "a substitution (a nested list needs a newer launch)"
+            )
+    return None
+
+
+def _construction_problems(kind: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
+    """What the real class would refuse (or warn about) when constructed like this."""
+    problems = []
+    if kind in DEPRECATED:
+        problems.append(
+            f"{kind} is deprecated in Jazzy (a UserWarning at every run): use {DEPRECATED[kind]}"
+        )
+    positional, rules = SUBSTITUTION_ARGUMENTS.get(kind, ((), {}))
+    given = {**dict(zip(positional, args, strict=False)), **kwargs}
+    for name, rule in rules.items():
+        value = given.get(name)
+        if value is None:
+            continue
+        values = [value] if rule == "one" else list(value)
+        for item in values:
+            problem = _substitutions_problem(item)
+            if problem:
+                problems.append(f"{kind}({name}=...) {problem}")
+                break
+    launch_arguments = kwargs.get("launch_arguments")
+    if kind == "IncludeLaunchDescription" and not isinstance(launch_arguments, Iterator):
+        for pair in launch_arguments or ():
+            for item in pair:
+                problem = _substitutions_problem(item)
+                if problem:
+                    problems.append(f"IncludeLaunchDescription launch argument {problem}")
+    return problems
 
 
 class LaunchContextStandIn:
@@ -84,6 +242,8 @@ class LaunchContextStandIn:
             return ""
         if isinstance(value, str):
             return value
+        if isinstance(value, bool):
+            return str(value).lower()
         if isinstance(value, (list, tuple)):
             return "".join(self.resolve(v) for v in value)
         if not isinstance(value, Recorded):
@@ -112,6 +272,10 @@ class LaunchContextStandIn:
             return os.environ.get(
                 self.resolve(value.args[0]), self.resolve(value.kwargs.get("default_value", ""))
             )
+        if kind in ("EqualsSubstitution", "NotEqualsSubstitution"):
+            given = {**dict(zip(("left", "right"), value.args, strict=False)), **value.kwargs}
+            equal = self.resolve(given.get("left")) == self.resolve(given.get("right"))
+            return str(equal if kind == "EqualsSubstitution" else not equal).lower()
         if kind == "PythonExpression":
             return ""  # evaluated only by a real launch
         self.checker.problem(self.source, f"cannot evaluate substitution {kind}")
@@ -124,6 +288,10 @@ class LaunchReport:
 
     problems: list[str] = field(default_factory=list)
     nodes: list[tuple[str, str, str]] = field(default_factory=list)  # package, executable, name
+    # Per node name (last started wins): the parameters its dictionaries set, in order, and
+    # its remappings, with substitutions evaluated.
+    parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    remappings: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     files: set[str] = field(default_factory=set)
     external_packages: set[str] = field(default_factory=set)
 
@@ -182,8 +350,17 @@ class LaunchChecker:
         return set(_flatten(params))
 
     # -- walking ------------------------------------------------------------------
-    def check_file(self, path: Path, arguments: Mapping[str, str] | None = None) -> None:
-        """Run one launch file's generate_launch_description and walk what it returns."""
+    def check_file(
+        self,
+        path: Path,
+        arguments: Mapping[str, str] | None = None,
+        fixed_by: tuple[Path, set[str]] | None = None,
+    ) -> None:
+        """Run one launch file's generate_launch_description and walk what it returns.
+
+        `arguments` are the values an including file passes; `fixed_by` names that file and
+        the arguments it passes as literals.
+        """
         path = Path(path).resolve()
         self.report.files.add(_short(path, self.workspace))
         try:
@@ -203,9 +380,13 @@ class LaunchChecker:
             self.problem(
                 path, "generate_launch_description() is not annotated -> LaunchDescription"
             )
-        with _launch_stand_ins():
-            module = _load_module(path)
-            description = module.generate_launch_description()
+        with _launch_stand_ins(lambda message: self.problem(path, message)):
+            try:
+                module = _load_module(path)
+                description = module.generate_launch_description()
+            except Exception as exc:  # what the real launch would fail with, too
+                self.problem(path, f"fails with Jazzy's launch API: {type(exc).__name__}: {exc}")
+                return
         context = LaunchContextStandIn(self, {}, path)
         declared = self._declared_arguments(description, path)
         for name, default in declared.items():
@@ -213,6 +394,13 @@ class LaunchChecker:
         for name, value in (arguments or {}).items():
             if name not in declared:
                 self.problem(path, f"is given launch argument '{name}' that it does not declare")
+            elif fixed_by is not None and name in fixed_by[1]:
+                self.problem(
+                    fixed_by[0],
+                    f"fixes launch argument '{name}' of {_short(path, self.workspace)} to "
+                    f"'{value}': --show-args lists it, but a value given for it is ignored "
+                    "(declare it here and pass LaunchConfiguration)",
+                )
             context.launch_configurations[name] = value
         self._depth += 1
         try:
@@ -247,10 +435,17 @@ class LaunchChecker:
                 self._walk(action.args[0] if action.args else action.kwargs["actions"], scoped)
             elif kind == "OpaqueFunction":
                 function = action.kwargs.get("function") or action.args[0]
-                with _launch_stand_ins():
-                    produced = function(
-                        context, *action.kwargs.get("args", ()), **action.kwargs.get("kwargs", {})
-                    )
+                report = functools.partial(self.problem, context.source)
+                with _launch_stand_ins(report):
+                    try:
+                        produced = function(
+                            context,
+                            *action.kwargs.get("args", ()),
+                            **action.kwargs.get("kwargs", {}),
+                        )
+                    except Exception as exc:
+                        report(f"an OpaqueFunction fails: {type(exc).__name__}: {exc}")
+                        produced = []
                 self._walk(produced or [], context)
             elif kind == "IncludeLaunchDescription":
                 self._include(action, context)
@@ -282,20 +477,31 @@ class LaunchChecker:
                 context.source, f"includes '{_short(path, self.workspace)}', which does not exist"
             )
             return
-        arguments = {
-            context.resolve(k): context.resolve(v)
-            for k, v in action.kwargs.get("launch_arguments", ())
-        }
+        pairs = list(action.kwargs.get("launch_arguments", ()))
+        arguments = {context.resolve(k): context.resolve(v) for k, v in pairs}
+        # A literal value hides the included file's argument: --show-args lists it (includes'
+        # arguments are listed too), yet what a user passes for it is ignored.
+        fixed = {context.resolve(k) for k, v in pairs if isinstance(v, str)}
         if self._depth > 8:
             self.problem(context.source, "includes nest deeper than 8 levels")
             return
-        self.check_file(_source_of(path, self.workspace), arguments)
+        self.check_file(_source_of(path, self.workspace), arguments, (context.source, fixed))
 
     def _node(self, action: Recorded, context: LaunchContextStandIn) -> None:
         package = context.resolve(action.kwargs.get("package"))
         executable = context.resolve(action.kwargs.get("executable"))
         name = context.resolve(action.kwargs.get("name")) or executable
         self.report.nodes.append((package, executable, name))
+        self.report.parameters[name] = {
+            context.resolve(key): _evaluated(value, context)
+            for entry in action.kwargs.get("parameters", []) or []
+            if isinstance(entry, Mapping)
+            for key, value in entry.items()
+        }
+        self.report.remappings[name] = [
+            (context.resolve(src), context.resolve(dst))
+            for src, dst in action.kwargs.get("remappings", []) or []
+        ]
         for key in ("arguments", "remappings", "namespace", "ros_arguments"):
             value = action.kwargs.get(key)
             for item in value if isinstance(value, (list, tuple)) else [value]:
@@ -344,6 +550,15 @@ def check_launch_files(paths: Iterable[str | Path], workspace: str | Path) -> La
 
 
 # -- helpers ----------------------------------------------------------------------
+
+
+def _evaluated(value: Any, context: LaunchContextStandIn) -> Any:
+    """A parameter value with its substitutions evaluated (plain values as they are)."""
+    if isinstance(value, Recorded):
+        return context.resolve(value)
+    if isinstance(value, (list, tuple)) and any(isinstance(v, Recorded) for v in value):
+        return context.resolve(list(value))
+    return value
 
 
 def _flatten(params: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
@@ -395,22 +610,51 @@ def _load_module(path: Path) -> types.ModuleType:
 
 
 @contextmanager
-def _launch_stand_ins() -> Iterator[None]:
-    """Install recording stand-ins for the launch modules while loading launch files."""
+def _launch_stand_ins(report: Any = None) -> Iterator[None]:
+    """Install recording stand-ins for the launch modules while loading launch files.
+
+    A stand-in module exports what its Jazzy module exports and nothing else; problems
+    found while stand-ins are constructed go to `report(message)`.
+    """
     saved = {name: sys.modules.get(name) for name in STUB_MODULES}
     for name in STUB_MODULES:
         module = types.ModuleType(name)
-        module.__getattr__ = lambda attr, _cache={}: _cache.setdefault(attr, _recorder(attr))  # type: ignore[attr-defined]
+        module.__getattr__ = _stand_in_getattr(name)  # type: ignore[attr-defined]
         module.__path__ = []  # type: ignore[attr-defined]
         sys.modules[name] = module
+    if report is not None:
+        _REPORTERS.append(report)
     try:
         yield
     finally:
+        if report is not None:
+            _REPORTERS.pop()
         for name, module in saved.items():
             if module is None:
                 sys.modules.pop(name, None)
             else:
                 sys.modules[name] = module
+
+
+def _stand_in_getattr(module_name: str) -> Any:
+    """Module attribute lookup: a recording class per name Jazzy's module exports."""
+    cache: dict[str, Any] = {}
+    exported = JAZZY_API.get(module_name, frozenset())
+
+    def lookup(attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        if attr not in exported:
+            raise AttributeError(
+                f"module '{module_name}' has no attribute '{attr}' in Jazzy "
+                "(launch 3.4.3, launch_ros 0.26.6)"
+            )
+        if attr not in cache:
+            submodule = f"{module_name}.{attr}"
+            cache[attr] = sys.modules[submodule] if submodule in sys.modules else _recorder(attr)
+        return cache[attr]
+
+    return lookup
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,6 +45,7 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import UInt32
 
+from rlguard_common.node_shutdown import interrupts_end_quietly
 from sim_bringup.profiles import ProfileError, load_robot_profile, load_world
 from sim_bringup.sim_core import Simulator
 from sim_bringup.sim_runner import (
@@ -553,20 +554,25 @@ class MujocoSimNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    """Run the simulator node until shutdown."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = MujocoSimNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    """Run the simulator node until shutdown (Ctrl-C, even repeated, ends it with code 0)."""
+    with interrupts_end_quietly():
+        rclpy.init(args=args)
+        node = None
+        try:
+            node = MujocoSimNode()
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
+            executor.spin()
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        except Exception:
+            if rclpy.ok():
+                raise
+            # the signal shut the context down under the executor: that is the shutdown
+        finally:
+            if node is not None:
+                node.destroy_node()
+            rclpy.try_shutdown()
 
 
 if __name__ == "__main__":

@@ -13,9 +13,18 @@ from typing import Any
 
 from sim_bringup.profiles import RobotProfile, load_robot_profile
 
+# Frames of every rlguard robot description (the generated URDF and Gazebo model): odom's
+# child is base_footprint (REP-105), the lidar's frame base_scan.
+ODOM_FRAME_ID = "odom"
+BASE_FRAME_ID = "base_footprint"
+# The arbiter owns the user's goal: the policy node reads the goal it accepted and handed
+# on (latched) instead of goal_pose, so a goal published once reaches both. Per node name,
+# {topic: remapped topic}; the launch files and the process runner both apply it.
+STACK_REMAPPINGS: dict[str, dict[str, str]] = {"rl_policy_node": {"goal_pose": "hybrid/goal"}}
+
 
 def robot_parameter_overrides(robot: str | Path | RobotProfile) -> dict[str, dict[str, Any]]:
-    """Parameters per stack node name that the robot profile determines."""
+    """Parameters per node name (the stack and the simulator) the robot profile determines."""
     profile = robot if isinstance(robot, RobotProfile) else load_robot_profile(robot)
     max_velocity = [profile.max_linear_velocity, profile.max_angular_velocity]
     lidar = profile.lidar
@@ -24,13 +33,17 @@ def robot_parameter_overrides(robot: str | Path | RobotProfile) -> dict[str, dic
         "rl_policy_node": {"max_velocity": max_velocity},
         "hybrid_fallback": {
             "max_velocity": max_velocity,
+            "min_velocity": [0.0, -profile.max_angular_velocity],
             "robot_radius": profile.footprint_radius,
+            "odom_frame_id": ODOM_FRAME_ID,
             **mount,
         },
         "safety_controller": {
             "max_velocity": max_velocity,
             "min_velocity": [-profile.max_linear_velocity, -profile.max_angular_velocity],
             "robot_radius": profile.footprint_radius,
+            "base_frame_id": BASE_FRAME_ID,
             **mount,
         },
+        "mujoco_sim": {"odom_frame_id": ODOM_FRAME_ID, "base_frame_id": BASE_FRAME_ID},
     }

@@ -21,7 +21,7 @@ from typing import Any
 
 from sim_bringup.process_runner import NodeProcess, NodeSpec
 from sim_bringup.profiles import workspace_root
-from sim_bringup.stack_config import robot_parameter_overrides
+from sim_bringup.stack_config import STACK_REMAPPINGS, robot_parameter_overrides
 
 # (node name, Python module) in start order: the simulator first, the output stage last.
 SIM_NODE = ("mujoco_sim", "sim_bringup.sim_node")
@@ -86,6 +86,7 @@ def stack_node_specs(options: StackOptions) -> list[NodeSpec]:
                 name=name,
                 params_files=[params_file] if params_file.is_file() else [],
                 parameters={"use_sim_time": options.with_sim, **per_node.get(name, {})},
+                remappings=STACK_REMAPPINGS.get(name, {}),
             )
         )
     return specs
