@@ -39,6 +39,7 @@ from rl_training.worlds import (
     Task,
     TaskSettings,
     _random_obstacles,
+    clear_points,
     moving_clearance,
     static_clearance,
     time_limit_for,
@@ -369,19 +370,8 @@ def several_movers(rng: np.random.Generator, settings: TaskSettings) -> Task | N
                 break
     if len(movers) < MOVER_COUNT[0]:
         return None
-    margin = settings.footprint_radius + settings.start_clearance
-    candidates = np.column_stack(
-        (
-            rng.uniform(-half[0] + margin, half[0] - margin, 64),
-            rng.uniform(-half[1] + margin, half[1] - margin, 64),
-        )
-    )
     world = replace(statics, moving_cylinders=tuple(movers))
-    ok = static_clearance(world, candidates) > margin
-    ok &= (
-        moving_clearance(world, candidates) > settings.footprint_radius + settings.moving_clearance
-    )
-    points = candidates[ok]
+    points = clear_points(world, half, rng, settings)
     if points.shape[0] < 2:
         return None
     start = points[0]

@@ -331,10 +331,10 @@ def generated_task(
     raise RuntimeError(f"could not generate a solvable task for stage {stage}")
 
 
-def _place_task(
-    world: World, stage: int, rng: np.random.Generator, settings: TaskSettings
-) -> Task | None:
-    half = (world.arena_size[0] / 2.0, world.arena_size[1] / 2.0)
+def clear_points(
+    world: World, half: tuple[float, float], rng: np.random.Generator, settings: TaskSettings
+) -> np.ndarray:
+    """Random points in the arena (64 drawn) where the robot stands clear of every obstacle."""
     margin = settings.footprint_radius + settings.start_clearance
     candidates = np.column_stack(
         (
@@ -346,7 +346,14 @@ def _place_task(
     ok &= (
         moving_clearance(world, candidates) > settings.footprint_radius + settings.moving_clearance
     )
-    points = candidates[ok]
+    return candidates[ok]
+
+
+def _place_task(
+    world: World, stage: int, rng: np.random.Generator, settings: TaskSettings
+) -> Task | None:
+    half = (world.arena_size[0] / 2.0, world.arena_size[1] / 2.0)
+    points = clear_points(world, half, rng, settings)
     if points.shape[0] < 2:
         return None
     start = points[0]
