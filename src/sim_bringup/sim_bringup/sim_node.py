@@ -56,6 +56,7 @@ from sim_bringup.sim_runner import (
     CommandPacer,
     GoalSequencer,
     SimStepper,
+    goal_in_odom,
     world_point_in_odom,
 )
 
@@ -68,6 +69,9 @@ except ImportError:  # pragma: no cover - depends on the install
 # Wheel odometry: good x/y/yaw, unobserved z/roll/pitch (REP-105 style large variances).
 POSE_COVARIANCE = np.diag([1e-3, 1e-3, 1e6, 1e6, 1e6, 1e-2]).ravel()
 TWIST_COVARIANCE = np.diag([1e-4, 1e-4, 1e6, 1e6, 1e6, 1e-3]).ravel()
+# Odometry drift (m) after which a goal is re-sent at its corrected odom coordinates, as a
+# localized robot's goal would be: well below the worlds' goal tolerances.
+GOAL_REISSUE_DRIFT = 0.1
 WALL_TICK = 0.01  # s of wall time between stepping ticks
 MAX_TICK_WALL_BUDGET = 0.05  # s of wall time one tick may spend stepping before yielding
 
@@ -494,13 +498,18 @@ class MujocoSimNode(Node):
         if goal is None:
             self.get_logger().info("all goals reached")
             return
+        odom = self.sim.odometry()
+        in_odom = world_point_in_odom(goal, self.sim.pose, (odom.x, odom.y, odom.yaw))
+        issued = None if self._goal_issued is None else self._goal_issued[1]
         if self._goal_issued is None or self._goal_issued[0] != self._goals.reached:
-            # Expressed in odom once, when issued (as a localized robot's goal would be);
-            # re-sends repeat the same coordinates, so the stack sees the same goal.
-            odom = self.sim.odometry()
-            in_odom = world_point_in_odom(goal, self.sim.pose, (odom.x, odom.y, odom.yaw))
-            self._goal_issued = (self._goals.reached, in_odom)
-        goal = self._goal_issued[1]
+            issued = None
+        goal = goal_in_odom(issued, in_odom, GOAL_REISSUE_DRIFT)
+        if goal != issued and issued is not None:
+            self.get_logger().info(
+                f"goal {self._goals.reached + 1} re-expressed in odom after "
+                f"{math.dist(goal, issued):.2f} m of odometry drift"
+            )
+        self._goal_issued = (self._goals.reached, goal)
         msg = PoseStamped()
         msg.header.stamp = sim_stamp(self._published_time())
         msg.header.frame_id = self._values["odom_frame_id"]

@@ -163,6 +163,22 @@ def world_point_in_odom(
     )
 
 
+def goal_in_odom(
+    issued: tuple[float, float] | None, current: tuple[float, float], drift: float
+) -> tuple[float, float]:
+    """The odom-frame coordinates to send for a goal.
+
+    The goal keeps the coordinates it was issued with (re-sends are the same goal to the
+    stack), until odometry has drifted more than `drift` from where the goal really is
+    (`current`, from ground truth): then, like a localization correction, the corrected
+    coordinates go out. Without it a leg that ends inside the stack's own tolerance in odom
+    but outside the world's on the ground would never end.
+    """
+    if issued is None or math.dist(issued, current) > drift:
+        return current
+    return issued
+
+
 class GoalSequencer:
     """The world's goals in order: the next one becomes current when the robot reaches it."""
 

@@ -203,3 +203,11 @@ def test_lockstep_lets_a_dead_stack_end_in_the_base_timeout():
     assert dead["stop_after"] is not None
     assert dead["stop_after"] == pytest.approx(0.15, abs=0.011)
     assert dead["sim_time"] > 4.0
+
+
+def test_a_goal_keeps_its_odom_coordinates_until_odometry_drifts_past_the_bound():
+    from sim_bringup.sim_runner import goal_in_odom
+
+    assert goal_in_odom(None, (1.0, 2.0), 0.1) == (1.0, 2.0)  # first issue
+    assert goal_in_odom((1.0, 2.0), (1.05, 2.0), 0.1) == (1.0, 2.0)  # the same goal
+    assert goal_in_odom((1.0, 2.0), (1.0, 2.15), 0.1) == (1.0, 2.15)  # corrected
