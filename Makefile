@@ -68,7 +68,7 @@ sdf-check:
 
 # The whole stack on the embedded simulator, scripted; artefacts in runs/<timestamp>/.
 demo: $(BUILD_STAMP)
-	$(WS) python -m sim_bringup.demo --world warehouse $(DEMO_ARGS)
+	$(WS) python -m rlguard_tools.demo --world warehouse $(DEMO_ARGS)
 
 bench: $(BUILD_STAMP)
 	mkdir -p bench/results
@@ -82,8 +82,8 @@ bench: $(BUILD_STAMP)
 # real processes (its rows are tests in make test too).
 reliability: $(BUILD_STAMP)
 	mkdir -p bench/results
-	$(WS) python -m safety_controller.reliability_campaign --steps 100000 --workers 2 --out bench/results
-	$(WS) RLGUARD_FAULT_MATRIX_OUT=bench/results python -m pytest -q src/sim_bringup/test/test_fault_matrix.py
+	$(WS) python -m rlguard_tools.reliability_campaign --steps 100000 --workers 2 --out bench/results
+	$(WS) RLGUARD_FAULT_MATRIX_OUT=bench/results python -m pytest -q src/rlguard_tools/test/test_fault_matrix.py
 
 clean:
 	rm -rf build install log

@@ -42,7 +42,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
 )
 
-from sim_bringup.process_runner import NodeProcess, NodeSpec  # noqa: E402
+from rlguard_tools.process_runner import NodeProcess, NodeSpec  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from benchlib import WORKSPACE_ROOT, machine_info  # noqa: E402
+from rlguard_tools.benchlib import WORKSPACE_ROOT, machine_info  # noqa: E402
 
 
 def _fmt(value: object) -> str:

@@ -24,9 +24,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src" / "sim_bringup"))
 
-from benchlib import bench_arguments, summarize, write_results  # noqa: E402
-
-from sim_bringup.process_runner import NodeProcess, NodeSpec  # noqa: E402
+from rlguard_tools.benchlib import bench_arguments, summarize, write_results  # noqa: E402
+from rlguard_tools.process_runner import NodeProcess, NodeSpec  # noqa: E402
 
 QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 

@@ -41,8 +41,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import stack_bench as sb  # noqa: E402
-from benchlib import bench_arguments, summarize, write_results  # noqa: E402
+from rlguard_tools.benchlib import bench_arguments, summarize, write_results  # noqa: E402
+
+from rlguard_tools import stack_bench as sb  # noqa: E402
 
 RATE_HZ = 20.0
 PERIOD_MS = 1e3 / RATE_HZ

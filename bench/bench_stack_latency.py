@@ -1,6 +1,6 @@
 """End-to-end latency of the command chain over DDS, against a relay floor measured in the same run.
 
-Every node is its own process (`sim_bringup.stack_runner`: MuJoCo sim, rl_policy_node,
+Every node is its own process (`rlguard_tools.stack_runner`: MuJoCo sim, rl_policy_node,
 hybrid_fallback, safety_controller with config/*.yaml) on the empty world. The policy is a
 benchmark TorchScript module whose angular output cycles through 16 values, one per tick,
 so every command is identifiable downstream; the safety controller's acceleration limits
@@ -45,8 +45,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import stack_bench as sb  # noqa: E402
-from benchlib import bench_arguments, summarize, write_results  # noqa: E402
+from rlguard_tools.benchlib import bench_arguments, summarize, write_results  # noqa: E402
+
+from rlguard_tools import stack_bench as sb  # noqa: E402
 
 # (rate Hz, floor window s, stack window s); the windows give >= 500 commands at 20 Hz.
 RATES = ((20.0, 25.0, 30.0), (100.0, 15.0, 20.0))

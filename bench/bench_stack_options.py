@@ -8,7 +8,7 @@ safety_controller on the wall clock), for these layouts of the three stack nodes
   MultiThreadedExecutor with 2 threads; hybrid_fallback, safety_controller:
   SingleThreadedExecutor) -- the default, as `make demo` runs them;
 - `one process, single`: the three node classes in one process
-  (`sim_bringup.composed_stack`) on one SingleThreadedExecutor;
+  (`rlguard_tools.composed_stack`) on one SingleThreadedExecutor;
 - `one process, multi`: the same on one MultiThreadedExecutor with 2 threads.
 
 The simulator is its own process in every layout; no node's default is changed. The
@@ -30,8 +30,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import stack_bench as sb  # noqa: E402
-from benchlib import WORKSPACE_ROOT, write_results  # noqa: E402
+from rlguard_tools.benchlib import WORKSPACE_ROOT, write_results  # noqa: E402
+
+from rlguard_tools import stack_bench as sb  # noqa: E402
 
 NODES = ["rl_policy_node", "hybrid_fallback", "safety_controller"]
 LAYOUTS = (

@@ -43,8 +43,9 @@ def _stack_nodes(context: LaunchContext) -> list[Node]:
     log_level = LaunchConfiguration("log_level").perform(context)
 
     # The robot profile (config/robots/<robot>.yaml) sets footprint, limits and lidar
-    # mount for every node; sim_bringup owns the profile format.
-    from sim_bringup.stack_config import STACK_REMAPPINGS, robot_parameter_overrides
+    # mount for every node; rlguard_common owns the profile format.
+    from rlguard_common.robot_parameters import robot_parameter_overrides
+    from rlguard_common.topics import STACK_REMAPPINGS
 
     overrides = robot_parameter_overrides(robot)
     overrides["rl_policy_node"] = {**overrides.get("rl_policy_node", {})}

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
 for package in ("hybrid_fallback", "safety_controller"):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / package))
 
-from benchlib import bench_arguments, summarize, write_results  # noqa: E402
+from rlguard_tools.benchlib import bench_arguments, summarize, write_results  # noqa: E402
 
 from hybrid_fallback.dwa import DwaPlanner  # noqa: E402
 from hybrid_fallback.fallback import FallbackController  # noqa: E402

@@ -11,9 +11,9 @@ import pytest
 
 from hybrid_fallback.dwa import ObservedSector
 from hybrid_fallback.fallback import FallbackController
+from rlguard_common.profiles import load_robot_profile, load_world
 from safety_controller.scan_geometry import LidarMount, scan_to_points
 from sim_bringup import sim_core
-from sim_bringup.profiles import load_robot_profile, load_world
 
 CONTROL_PERIOD = 0.05
 

@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import benchlib  # noqa: E402
+from rlguard_tools import benchlib  # noqa: E402
 
 SECTORS = 60  # 60 scan sectors + goal 3 + velocity 2 + previous action 2 = 67 inputs
 HIDDEN = 256

@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import benchlib  # noqa: E402
+from rlguard_tools import benchlib  # noqa: E402
 
 MODELS = benchlib.WORKSPACE_ROOT / "models"
 FILES = {"torchscript": MODELS / "nav_policy.pt", "onnxruntime": MODELS / "nav_policy.onnx"}

@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
 
 import numpy as np  # noqa: E402
-from benchlib import bench_arguments, summarize, write_results  # noqa: E402
+from rlguard_tools.benchlib import bench_arguments, summarize, write_results  # noqa: E402
 
 from rl_training.config import load_config  # noqa: E402
 from rl_training.imitation import CollectJob, Normalizer, collector  # noqa: E402

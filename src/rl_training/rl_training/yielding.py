@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim_bringup.profiles import MovingCylinder
+from rlguard_common.profiles import MovingCylinder
 from sim_bringup.sim_core import WaypointLoop
 
 

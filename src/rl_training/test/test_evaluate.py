@@ -29,8 +29,8 @@ from rl_training.evaluate import (
 )
 from rl_training.nav_env import EnvConfig, NavEnv
 from rl_training.worlds import STAGE_NAMES, Task, TaskSettings
+from rlguard_common.profiles import MovingCylinder, load_world
 from safety_controller.node_config import build_safety_config
-from sim_bringup.profiles import MovingCylinder, load_world
 
 
 @pytest.fixture(scope="module")

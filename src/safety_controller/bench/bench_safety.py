@@ -25,7 +25,7 @@ for package in (PACKAGE_DIR, WORKSPACE / "src" / "sim_bringup"):
         sys.path.insert(0, str(package))
 
 import numpy as np  # noqa: E402
-from benchlib import bench_arguments, summarize, write_results  # noqa: E402
+from rlguard_tools.benchlib import bench_arguments, summarize, write_results  # noqa: E402
 
 from safety_controller.footprint import Footprint, parse_polygon  # noqa: E402
 from safety_controller.safety_filter import SafetyConfig, SafetyFilter  # noqa: E402
@@ -87,11 +87,10 @@ def bench_dds() -> dict[str, dict[str, object]]:
     from geometry_msgs.msg import Twist
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from rlguard_tools.process_runner import NodeProcess, NodeSpec
     from sensor_msgs.msg import LaserScan
     from std_msgs.msg import Bool
     from std_srvs.srv import Trigger
-
-    from sim_bringup.process_runner import NodeProcess, NodeSpec
 
     node_process = NodeProcess(
         NodeSpec(

@@ -18,8 +18,8 @@ from safety_controller.safety_filter import COLLISION, SafetyConfig, SafetyFilte
 from safety_controller.scan_geometry import LidarMount
 
 sim_core = pytest.importorskip("sim_bringup.sim_core")
-profiles = pytest.importorskip("sim_bringup.profiles")
-campaign = pytest.importorskip("safety_controller.reliability_campaign")
+profiles = pytest.importorskip("rlguard_common.profiles")
+campaign = pytest.importorskip("rlguard_tools.reliability_campaign")
 clearance = campaign.clearance
 random_start = campaign.random_start
 

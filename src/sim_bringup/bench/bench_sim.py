@@ -24,10 +24,10 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     [str(PACKAGE_DIR), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
 )
 
-import benchlib  # noqa: E402
+from rlguard_tools.process_runner import NodeProcess, NodeSpec  # noqa: E402
 
-from sim_bringup.process_runner import NodeProcess, NodeSpec  # noqa: E402
-from sim_bringup.profiles import load_robot_profile, load_world  # noqa: E402
+from rlguard_common.profiles import load_robot_profile, load_world  # noqa: E402
+from rlguard_tools import benchlib  # noqa: E402
 from sim_bringup.sim_core import Simulator  # noqa: E402
 
 CONTROL_DT = 0.05

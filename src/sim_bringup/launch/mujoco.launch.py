@@ -21,7 +21,7 @@ def _as_bool(text: str) -> bool:
 
 def _nodes(context: LaunchContext) -> list[Node]:
     """The simulator with typed parameters, and robot_state_publisher for base_scan."""
-    from sim_bringup.stack_config import robot_parameter_overrides
+    from rlguard_common.robot_parameters import robot_parameter_overrides
 
     share = FindPackageShare("sim_bringup").perform(context)
     value = {

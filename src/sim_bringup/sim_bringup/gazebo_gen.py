@@ -30,8 +30,7 @@ from typing import Any
 
 import yaml
 
-from sim_bringup.profiles import (
-    PACKAGE_DIR,
+from rlguard_common.profiles import (
     RobotProfile,
     World,
     load_robot_profile,
@@ -45,6 +44,7 @@ from sim_bringup.sim_core import (
     wheel_inertia,
 )
 
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # src/sim_bringup in the source tree
 GAZEBO_DIR = PACKAGE_DIR / "gazebo"
 ROBOT_MODEL_NAME = "rlguard_robot"
 ODOM_RATE_HZ = 50.0

@@ -1,8 +1,7 @@
 """The embedded base's command horizon is covered by the safety controller's reaction budget."""
 
 import yaml
-
-from sim_bringup.stack_runner import config_dir
+from rlguard_tools.stack_runner import config_dir
 
 
 def parameters(node: str) -> dict:

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from rlguard_tools.launch_check import LaunchChecker
 
+from rlguard_common.profiles import load_robot_profile, load_world, world_names
 from sim_bringup.gazebo_gen import (
     GAZEBO_DIR,
     ROBOT_MODEL_NAME,
@@ -18,8 +20,6 @@ from sim_bringup.gazebo_gen import (
     stale_files,
     write_files,
 )
-from sim_bringup.launch_check import LaunchChecker
-from sim_bringup.profiles import load_robot_profile, load_world, world_names
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 WORKSPACE = PACKAGE_DIR.parents[1]

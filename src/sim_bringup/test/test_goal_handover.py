@@ -13,8 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from sim_bringup.launch_check import LaunchChecker
+from rlguard_tools.launch_check import LaunchChecker
 
 WORKSPACE = Path(__file__).resolve().parents[3]
 NODES = {

@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from sim_bringup.profiles import load_robot_profile, load_world
+from rlguard_common.profiles import load_robot_profile, load_world
 from sim_bringup.sim_core import Simulator
 from sim_bringup.sim_runner import (
     EVENT_CLOCK,

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 from mcap.reader import make_reader
-
-from sim_bringup.demo import RECORDED_TOPICS
+from rlguard_tools.demo import RECORDED_TOPICS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -28,7 +27,7 @@ def test_demo_reaches_every_goal_and_writes_the_three_artefacts(tmp_path, ros_en
     command = [
         sys.executable,
         "-m",
-        "sim_bringup.demo",
+        "rlguard_tools.demo",
         "--world",
         "corridor",
         "--model",

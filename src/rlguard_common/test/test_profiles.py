@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sim_bringup.profiles import (
+from rlguard_common.profiles import (
     ProfileError,
     load_robot_profile,
     load_world,

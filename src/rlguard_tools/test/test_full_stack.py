@@ -14,11 +14,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from rlguard_tools.stack_runner import StackOptions, StackRunner
 from stack_probe import StackProbe, configured, frozen_policy
 from std_msgs.msg import Bool
 
-from sim_bringup.profiles import load_robot_profile, load_world
-from sim_bringup.stack_runner import StackOptions, StackRunner
+from rlguard_common.profiles import load_robot_profile, load_world
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

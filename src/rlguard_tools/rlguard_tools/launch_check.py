@@ -15,7 +15,7 @@ substitution, or a flat list of them) given anything else (a nested list, say), 
 conditions Jazzy deprecates (they print a UserWarning at every run). The real `launch`
 remains the truth; see test_real_launch.py for the opt-in run of the real thing.
 
-    python -m sim_bringup.launch_check launch/*.launch.py src/sim_bringup/launch/*.py
+    python -m rlguard_tools.launch_check launch/*.launch.py src/sim_bringup/launch/*.py
 """
 
 from __future__ import annotations

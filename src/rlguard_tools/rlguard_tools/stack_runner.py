@@ -2,9 +2,10 @@
 
 Starts the same nodes as `launch/sim.launch.py sim:=mujoco`, each as its own process
 with ``--ros-args --params-file config/<node>.yaml`` plus the overrides the robot
-profile implies (`stack_config`), supervises them, and stops them cleanly on Ctrl-C.
+profile implies (`rlguard_common.robot_parameters`), supervises them, and stops them
+cleanly on Ctrl-C.
 
-    python -m sim_bringup.stack_runner --world warehouse --model nav_policy.pt
+    python -m rlguard_tools.stack_runner --world warehouse --model nav_policy.pt
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sim_bringup.process_runner import NodeProcess, NodeSpec
-from sim_bringup.profiles import workspace_root
-from sim_bringup.stack_config import STACK_REMAPPINGS, robot_parameter_overrides
+from rlguard_tools.process_runner import NodeProcess, NodeSpec
+
+from rlguard_common.profiles import workspace_root
+from rlguard_common.robot_parameters import robot_parameter_overrides
+from rlguard_common.topics import STACK_REMAPPINGS
 
 # (node name, Python module) in start order: the simulator first, the output stage last.
 SIM_NODE = ("mujoco_sim", "sim_bringup.sim_node")

@@ -11,7 +11,7 @@ contract requires (ARCHITECTURE.md, "the guarantee"): it executes a command for 
 `base_command_timeout` (whose default equals `reaction_time`) and stops (command zero) on
 an older one; an output the filter marks `hold` is not published, like the node does. The
 filter is configured from config/safety_controller.yaml plus the robot-profile overrides
-(sim_bringup.stack_config) by the node's own builder (`node_config.build_safety_config`).
+(rlguard_common.robot_parameters) by the node's own builder (`node_config.build_safety_config`).
 
 Each **class** is one kind of hostility, run and reported on its own (CLASSES):
 
@@ -63,7 +63,7 @@ Counted per class (and per class and world):
   (steps with each), its states, guard and hard-stop steps, the smallest ground-truth gap
   and the closest approach (the smallest gap once the gap had been at least the margin).
 
-Run ``python -m safety_controller.reliability_campaign --steps 100000 --out bench/results``
+Run ``python -m rlguard_tools.reliability_campaign --steps 100000 --out bench/results``
 (steps per class). Seeds are fixed per class: the same budget and seed give the same counts.
 """
 
@@ -87,6 +87,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from rlguard_common import profiles
+from rlguard_common.profiles import RobotProfile, World
+from rlguard_common.robot_parameters import robot_parameter_overrides
 from rlguard_common.scan_validity import validate_scan
 from safety_controller.limits import (
     TINY,
@@ -107,10 +110,7 @@ from safety_controller.safety_filter import (
 from safety_controller.scan_geometry import LidarMount, ScanPoints
 from safety_controller.scan_input import CONVERSION_FAILED
 from safety_controller.scan_input import feed_scan as feed_scan_to
-from sim_bringup import profiles
-from sim_bringup.profiles import RobotProfile, World
 from sim_bringup.sim_core import ObstacleGeometry, Simulator
-from sim_bringup.stack_config import robot_parameter_overrides
 
 STATIC_WORLDS = ("empty", "corridor", "warehouse")
 CONTROL_PERIOD = 0.05  # s: the node's 20 Hz publish rate
@@ -1690,7 +1690,7 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - start
     summary = summarize(results)
     settings = {
-        "command": "python -m safety_controller.reliability_campaign "
+        "command": "python -m rlguard_tools.reliability_campaign "
         + " ".join(argv if argv is not None else sys.argv[1:]),
         "steps_per_class": args.steps,
         "episodes": len(specs),

@@ -33,11 +33,11 @@ import rclpy
 from geometry_msgs.msg import PoseStamped, Twist
 from rclpy.context import Context
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rlguard_tools.stack_runner import StackOptions, StackRunner
 from stack_probe import StackProbe, configured, rss_kib, seeker_policy
 
-from sim_bringup.profiles import load_robot_profile, load_world
-from sim_bringup.stack_config import robot_parameter_overrides
-from sim_bringup.stack_runner import StackOptions, StackRunner
+from rlguard_common.profiles import load_robot_profile, load_world
+from rlguard_common.robot_parameters import robot_parameter_overrides
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -52,7 +52,7 @@ VELOCITY_TIMEOUT = configured("safety_controller", "velocity_timeout")
 SOURCE_TIMEOUT = configured("safety_controller", "source_timeout")
 ODOM_TIMEOUT = configured("hybrid_fallback", "odom_timeout")
 SCAN_PERIOD = 1.0 / load_robot_profile("default").lidar.rate_hz
-# The stack runs with the robot profile's limits (stack_config), not the YAML defaults.
+# The stack runs with the robot profile's limits (robot_parameters), not the YAML defaults.
 MAX_VELOCITY = tuple(robot_parameter_overrides("default")["safety_controller"]["max_velocity"])
 EMERGENCY_DECEL = -configured("safety_controller", "emergency_decel")[0]  # m/s^2, blind/stale
 MAX_DECEL = -configured("safety_controller", "max_decel")[0]  # m/s^2, a zero request

@@ -6,7 +6,7 @@ by one SingleThreadedExecutor or MultiThreadedExecutor. Parameters come from the
 ``--ros-args --params-file`` files, keyed by node name, so each node reads its own section
 (`composed_parameters_file` writes the per-node overrides the stack runner would pass).
 
-    python -m sim_bringup.composed_stack --nodes rl_policy_node,hybrid_fallback \\
+    python -m rlguard_tools.composed_stack --nodes rl_policy_node,hybrid_fallback \\
         --executor single --ros-args --params-file config/rl_policy_node.yaml ...
 """
 

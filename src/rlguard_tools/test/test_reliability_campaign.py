@@ -23,7 +23,7 @@ from safety_controller.safety_filter import (
 )
 from safety_controller.scan_geometry import ScanPoints
 
-campaign = pytest.importorskip("safety_controller.reliability_campaign")
+campaign = pytest.importorskip("rlguard_tools.reliability_campaign")
 
 SMALL_STEPS_PER_CLASS = 600
 SMALL_EPISODE_STEPS = 200  # 3 episodes per class: one per static world, or 3 among movers

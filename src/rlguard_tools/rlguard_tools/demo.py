@@ -8,7 +8,7 @@ printed while it runs and a summary table at the end; `runs/<timestamp>/` gets
 `report.json`, `trajectory.png` and `recording.mcap`. Exit status 1 if a goal was
 missed, anything collided, or a scripted step did not do what it should.
 
-    python -m sim_bringup.demo --world warehouse --rtf 2
+    python -m rlguard_tools.demo --world warehouse --rtf 2
 """
 
 from __future__ import annotations
@@ -35,14 +35,14 @@ from rclpy.qos import (
     ReliabilityPolicy,
     qos_profile_sensor_data,
 )
+from rlguard_tools.demo_report import Action, DemoLog, DemoScript, Sample, plot_trajectory
+from rlguard_tools.mcap_recording import McapRecorder
+from rlguard_tools.stack_runner import StackOptions, StackRunner, config_dir
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Bool, Float32, String, UInt32
 from std_srvs.srv import Trigger
 
-from sim_bringup.demo_report import Action, DemoLog, DemoScript, Sample, plot_trajectory
-from sim_bringup.mcap_recording import McapRecorder
-from sim_bringup.profiles import load_world
-from sim_bringup.stack_runner import StackOptions, StackRunner, config_dir
+from rlguard_common.profiles import load_world
 
 LATCHED = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL

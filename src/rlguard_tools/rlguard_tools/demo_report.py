@@ -16,7 +16,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from sim_bringup.profiles import World
+from rlguard_common.profiles import World
 
 MODE_COLOURS = {
     "POLICY": "tab:blue",

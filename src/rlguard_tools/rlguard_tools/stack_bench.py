@@ -1,6 +1,6 @@
 """Helpers of the end-to-end stack benchmarks: environment, policy, probe, matching, CPU, floor.
 
-The stack runs as separate processes over DDS (`sim_bringup.stack_runner`). A probe node
+The stack runs as separate processes over DDS (`rlguard_tools.stack_runner`). A probe node
 in the benchmark process records every `policy/cmd_vel`, `cmd_vel_nav` and `cmd_vel` with
 the DDS timestamps of its message info: `source_timestamp` (the writer's publish call) and
 `received_timestamp` (arrival at the probe's reader, before its executor sees it). Both are
@@ -471,7 +471,7 @@ def run_floor(hops: int, rate_hz: float, seconds: float, env: Mapping[str, str])
     The probe subscribes to each stage's topic, as the stack probe does to policy/cmd_vel,
     cmd_vel_nav and cmd_vel, so the writers have the same number of readers.
     """
-    from sim_bringup.process_runner import NodeProcess, NodeSpec
+    from rlguard_tools.process_runner import NodeProcess, NodeSpec
 
     topics = [f"floor_{i}" for i in range(hops + 1)]
     log_dir = Path(tempfile.mkdtemp(prefix="stack-floor-"))
@@ -547,7 +547,7 @@ def chain_figures(
     end-to-end: stage 0's publish (source timestamp) -> the last stage's arrival at the
     probe's reader (received timestamp). Hop i: stage i-1's publish -> stage i's publish.
     """
-    from benchlib import summarize
+    from rlguard_tools.benchlib import summarize
 
     figures: dict[str, dict[str, object]] = {}
     first, last = stages[0], stages[-1]
@@ -618,7 +618,7 @@ def start_stack(
     `clock` False spares the probe the 100 Hz /clock (sim times are then not recorded).
     Raises RuntimeError (with the node logs' tails) when the stack does not get there.
     """
-    from sim_bringup.stack_runner import StackOptions, StackRunner
+    from rlguard_tools.stack_runner import StackOptions, StackRunner
 
     options = StackOptions(world="empty", model_path=str(model), extra_parameters=parameters)
     factory = runner_factory or StackRunner
@@ -693,7 +693,7 @@ def process_label(process: Any) -> str:
 class ComposedRunner:
     """Like `StackRunner`, but the stack nodes run in `groups` of nodes per process.
 
-    Each group is one `sim_bringup.composed_stack` process with the given executor; the
+    Each group is one `rlguard_tools.composed_stack` process with the given executor; the
     simulator stays its own process. Parameters are exactly those `stack_node_specs` gives.
     """
 
@@ -706,9 +706,9 @@ class ComposedRunner:
         executor: str = "single",
         threads: int = 2,
     ) -> None:
-        from sim_bringup.composed_stack import composed_parameters_file
-        from sim_bringup.process_runner import NodeProcess, NodeSpec
-        from sim_bringup.stack_runner import stack_node_specs
+        from rlguard_tools.composed_stack import composed_parameters_file
+        from rlguard_tools.process_runner import NodeProcess, NodeSpec
+        from rlguard_tools.stack_runner import stack_node_specs
 
         specs = {spec.name: spec for spec in stack_node_specs(options)}
         self.processes = [NodeProcess(specs["mujoco_sim"], env=env, log_dir=log_dir)]
@@ -719,7 +719,7 @@ class ComposedRunner:
                 Path(log_dir) / f"group{index}-overrides.yaml",
             )
             spec = NodeSpec(
-                module="sim_bringup.composed_stack",
+                module="rlguard_tools.composed_stack",
                 params_files=[*params_files, overrides],
                 extra_args=[
                     "--nodes",

@@ -1,4 +1,4 @@
-"""Static checks of the launch files (no `launch` install needed; see sim_bringup.launch_check).
+"""Static checks of the launch files (no `launch` install needed; see rlguard_tools.launch_check).
 
 The real launch run is test_real_launch.py (opt-in where `launch` and `launch_ros` import).
 """
@@ -7,8 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from sim_bringup.launch_check import LaunchChecker, check_launch_files
+from rlguard_tools.launch_check import LaunchChecker, check_launch_files
 
 WORKSPACE = Path(__file__).resolve().parents[3]
 TOP_LEVEL = sorted((WORKSPACE / "launch").glob("*.launch.py"))
@@ -288,7 +287,7 @@ def test_config_files_describe_one_robot():
 @needs_build
 @pytest.mark.parametrize("robot", ["default", "lidar270"])
 def test_one_robot_profile_feeds_every_node(robot):
-    from sim_bringup.stack_config import robot_parameter_overrides
+    from rlguard_common.robot_parameters import robot_parameter_overrides
 
     report = _launched("launch/sim.launch.py", robot=robot)
     profile = robot_parameter_overrides(robot)

@@ -1,6 +1,6 @@
 import os
 
-from sim_bringup.process_runner import NodeSpec, format_parameter
+from rlguard_tools.process_runner import NodeSpec, format_parameter
 
 
 def test_parameter_formatting():

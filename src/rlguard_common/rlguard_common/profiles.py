@@ -6,8 +6,10 @@ missing or wrong field raises `ProfileError` naming the file, the field and the 
 
 Names resolve as: ``load_robot_profile("default")`` -> ``config/robots/default.yaml`` under
 the workspace root (or the installed ``share/sim_bringup/config/robots``), and
-``load_world("warehouse")`` -> ``worlds/warehouse.yaml`` of this package (or its installed
-share directory). Anything containing a path separator or ending in ``.yaml`` is a path.
+``load_world("warehouse")`` -> ``worlds/warehouse.yaml`` of the sim_bringup package, which
+ships the world descriptions (its source tree, or its installed share directory; a data
+lookup by package name, not an import). Anything containing a path separator or ending in
+``.yaml`` is a path.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from typing import Any
 
 import yaml
 
-PACKAGE = "sim_bringup"
-PACKAGE_DIR = Path(__file__).resolve().parent.parent  # src/sim_bringup in the source tree
-WORLDS_DIR = PACKAGE_DIR / "worlds"
+# The package that installs the robot profiles and world descriptions (share/<it>/...).
+DATA_PACKAGE = "sim_bringup"
+# src/sim_bringup/worlds in the source tree (symlink installs resolve to it).
+WORLDS_DIR = Path(__file__).resolve().parents[2] / DATA_PACKAGE / "worlds"
 
 
 class ProfileError(ValueError):
@@ -332,7 +335,7 @@ def _share_dir() -> Path | None:
     except ImportError:
         return None
     try:
-        return Path(get_package_share_directory(PACKAGE))
+        return Path(get_package_share_directory(DATA_PACKAGE))
     except (PackageNotFoundError, ValueError, LookupError, OSError):
         return None
 

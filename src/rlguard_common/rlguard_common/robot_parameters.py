@@ -11,16 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sim_bringup.profiles import RobotProfile, load_robot_profile
-
-# Frames of every rlguard robot description (the generated URDF and Gazebo model): odom's
-# child is base_footprint (REP-105), the lidar's frame base_scan.
-ODOM_FRAME_ID = "odom"
-BASE_FRAME_ID = "base_footprint"
-# The arbiter owns the user's goal: the policy node reads the goal it accepted and handed
-# on (latched) instead of goal_pose, so a goal published once reaches both. Per node name,
-# {topic: remapped topic}; the launch files and the process runner both apply it.
-STACK_REMAPPINGS: dict[str, dict[str, str]] = {"rl_policy_node": {"goal_pose": "hybrid/goal"}}
+from rlguard_common.geometry import BASE_FRAME_ID, ODOM_FRAME_ID
+from rlguard_common.profiles import RobotProfile, load_robot_profile
 
 
 def robot_parameter_overrides(robot: str | Path | RobotProfile) -> dict[str, dict[str, Any]]:
