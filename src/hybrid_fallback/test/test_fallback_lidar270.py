@@ -11,7 +11,8 @@ import pytest
 
 from hybrid_fallback.dwa import ObservedSector
 from hybrid_fallback.fallback import FallbackController
-from rlguard_common.profiles import load_robot_profile, load_world
+from rlguard_common.robot_profile import load_robot_profile
+from rlguard_common.world import load_world
 from safety_controller.scan_geometry import LidarMount, scan_to_points
 from sim_bringup import sim_core
 

@@ -48,8 +48,9 @@ from rl_training import workspace_root
 from rl_training.mover_scenes import FAMILIES, scene_task
 from rl_training.nav_env import EnvConfig, NavEnv
 from rl_training.worlds import STAGE_NAMES, Task, TaskSettings, generated_task, shipped_task
-from rlguard_common.profiles import RobotProfile, load_world
 from rlguard_common.robot_parameters import robot_parameter_overrides
+from rlguard_common.robot_profile import RobotProfile
+from rlguard_common.world import load_world
 from safety_controller.footprint import Footprint
 from safety_controller.limits import VelocityLimits
 from safety_controller.safety_filter import SAFETY_REASONS, SafetyConfig, SafetyFilter
@@ -676,7 +677,7 @@ def env_config_for(policy: LoadedPolicy) -> EnvConfig:
 
 def env_robot(env: EnvConfig) -> RobotProfile:
     """The robot profile of an env config."""
-    from rlguard_common.profiles import load_robot_profile
+    from rlguard_common.robot_profile import load_robot_profile
 
     return load_robot_profile(env.robot)
 

@@ -40,7 +40,7 @@ from rl_policy_node.policy_loader import (
 from rl_training.config import TrainConfig, config_from_mapping
 from rl_training.nav_env import NavEnv
 from rl_training.train import git_revision
-from rlguard_common.profiles import load_robot_profile
+from rlguard_common.robot_profile import load_robot_profile
 
 
 class ExportedPolicy(torch.nn.Module):

@@ -44,7 +44,7 @@ from rl_training.worlds import (
     static_clearance,
     time_limit_for,
 )
-from rlguard_common.profiles import Box, Cylinder, MovingCylinder, World
+from rlguard_common.world import Box, Cylinder, MovingCylinder, World
 
 FAMILIES = ("crossing", "headon", "overtaking", "movers")
 

@@ -34,14 +34,10 @@ from rl_policy_node.policy_card import (
 )
 from rl_training.reward import RewardConfig, StepOutcome, reward_terms
 from rl_training.worlds import STAGE_NAMES, Task, TaskSettings, generated_task, shipped_task
-from rlguard_common.profiles import (
-    ProfileError,
-    RobotProfile,
-    World,
-    load_robot_profile,
-    load_world,
-)
+from rlguard_common.profile_yaml import ProfileError
+from rlguard_common.robot_profile import RobotProfile, load_robot_profile
 from rlguard_common.scan_validity import validate_scan
+from rlguard_common.world import World, load_world
 from sim_bringup.sim_core import ScanData, Simulator
 
 SHIPPED_TRAINING_WORLDS = ("corridor", "warehouse", "dynamic")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlguard_common.profiles import Box, Cylinder, MovingCylinder, Wall, World
+from rlguard_common.world import Box, Cylinder, MovingCylinder, Wall, World
 
 STAGE_NAMES = ("empty", "sparse", "clutter", "dynamic")
 GRID_RESOLUTION = 0.1  # m, cell of the free-space grid used for connectivity

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlguard_common.profiles import MovingCylinder
+from rlguard_common.world import MovingCylinder
 from sim_bringup.sim_core import WaypointLoop
 
 

@@ -29,7 +29,7 @@ from rl_training.evaluate import (
 )
 from rl_training.nav_env import EnvConfig, NavEnv
 from rl_training.worlds import STAGE_NAMES, Task, TaskSettings
-from rlguard_common.profiles import MovingCylinder, load_world
+from rlguard_common.world import MovingCylinder, load_world
 from safety_controller.node_config import build_safety_config
 
 

@@ -28,7 +28,7 @@ def test_exported_file_matches_the_training_policy_on_1000_observations(exported
 
 
 def _robot():
-    from rlguard_common.profiles import load_robot_profile
+    from rlguard_common.robot_profile import load_robot_profile
 
     return load_robot_profile("default")
 

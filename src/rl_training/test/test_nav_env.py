@@ -9,7 +9,7 @@ from rl_policy_node.action_scaling import action_to_velocity
 from rl_policy_node.observation import ObservationBuilder
 from rl_training.nav_env import EnvConfig, NavEnv, scan_input
 from rl_training.worlds import Task
-from rlguard_common.profiles import World
+from rlguard_common.world import World
 
 
 def open_world(goal=(1.5, 0.0)):
@@ -185,7 +185,8 @@ def test_env_config_from_mapping_and_card():
 
 def test_world_loading_retries_a_file_caught_mid_save(monkeypatch):
     from rl_training import nav_env
-    from rlguard_common.profiles import ProfileError, load_world
+    from rlguard_common.profile_yaml import ProfileError
+    from rlguard_common.world import load_world
 
     calls = []
 

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 
 from rl_training.nav_env import EnvConfig, NavEnv, checked_scan
-from rlguard_common.profiles import load_robot_profile, load_world
+from rlguard_common.robot_profile import load_robot_profile
 from rlguard_common.scan_validity import (
     ANGLE_INCREMENT_NOT_POSITIVE,
     BEAM_COUNT_MISMATCH,
     validate_scan_message,
 )
+from rlguard_common.world import load_world
 from sim_bringup.sim_core import Simulator
 
 ROBOTS = sorted(

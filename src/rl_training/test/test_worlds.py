@@ -13,7 +13,7 @@ from rl_training.worlds import (
     shipped_task,
     static_clearance,
 )
-from rlguard_common.profiles import Box, Cylinder, MovingCylinder, Wall, World, load_world
+from rlguard_common.world import Box, Cylinder, MovingCylinder, Wall, World, load_world
 
 
 def world(**changes):

@@ -11,7 +11,7 @@ from rl_training.yielding import (
     path_schedule,
     segment_clear,
 )
-from rlguard_common.profiles import MovingCylinder
+from rlguard_common.world import MovingCylinder
 from sim_bringup.sim_core import WaypointLoop
 
 CONFIG = YieldConfig()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rlguard_common.geometry import BASE_FRAME_ID, ODOM_FRAME_ID
-from rlguard_common.profiles import RobotProfile, load_robot_profile
+from rlguard_common.robot_profile import RobotProfile, load_robot_profile
 
 
 def robot_parameter_overrides(robot: str | Path | RobotProfile) -> dict[str, dict[str, Any]]:

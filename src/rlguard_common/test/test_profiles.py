@@ -5,14 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rlguard_common.profiles import (
-    ProfileError,
-    load_robot_profile,
-    load_world,
-    robot_profile_from_dict,
-    world_from_dict,
-    world_names,
-)
+from rlguard_common.profile_yaml import ProfileError, world_names
+from rlguard_common.robot_profile import load_robot_profile, robot_profile_from_dict
+from rlguard_common.world import load_world, world_from_dict
 
 SHIPPED_WORLDS = ["corridor", "dynamic", "empty", "warehouse"]
 

@@ -42,7 +42,7 @@ from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Bool, Float32, String, UInt32
 from std_srvs.srv import Trigger
 
-from rlguard_common.profiles import load_world
+from rlguard_common.world import load_world
 
 LATCHED = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL

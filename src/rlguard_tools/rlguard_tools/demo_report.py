@@ -16,7 +16,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from rlguard_common.profiles import World
+from rlguard_common.world import World
 
 MODE_COLOURS = {
     "POLICY": "tab:blue",

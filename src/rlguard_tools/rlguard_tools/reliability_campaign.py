@@ -87,10 +87,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from rlguard_common import profiles
-from rlguard_common.profiles import RobotProfile, World
+from rlguard_common.profile_yaml import workspace_root
 from rlguard_common.robot_parameters import robot_parameter_overrides
+from rlguard_common.robot_profile import RobotProfile, load_robot_profile
 from rlguard_common.scan_validity import validate_scan
+from rlguard_common.world import World, load_world, world_from_dict
 from safety_controller.limits import (
     TINY,
     Velocity,
@@ -284,7 +285,7 @@ CLASS_BY_NAME = {c.name: c for c in CLASSES}
 def safety_config_path() -> Path:
     """config/safety_controller.yaml of the workspace, else the installed share copy."""
     candidates = []
-    root = profiles.workspace_root()
+    root = workspace_root()
     if root is not None:
         candidates.append(root / "config" / "safety_controller.yaml")
     try:
@@ -302,7 +303,7 @@ def safety_config_path() -> Path:
 
 def robot_profile(name: str) -> RobotProfile:
     """The robot profile of a class (a name in config/robots)."""
-    return profiles.load_robot_profile(name)
+    return load_robot_profile(name)
 
 
 def safety_parameters(
@@ -382,8 +383,8 @@ def mover_world_data(name: str) -> dict[str, Any]:
 def load_campaign_world(name: str) -> World:
     """A world of the campaign: a shipped one by name, or a generated mover scene."""
     if name in MOVER_WORLDS and name != "dynamic":
-        return profiles.world_from_dict(mover_world_data(name), f"<campaign:{name}>")
-    return profiles.load_world(name)
+        return world_from_dict(mover_world_data(name), f"<campaign:{name}>")
+    return load_world(name)
 
 
 # --------------------------------------------------------------------------- ground truth

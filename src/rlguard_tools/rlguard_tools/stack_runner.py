@@ -22,7 +22,7 @@ from typing import Any
 
 from rlguard_tools.process_runner import NodeProcess, NodeSpec
 
-from rlguard_common.profiles import workspace_root
+from rlguard_common.profile_yaml import workspace_root
 from rlguard_common.robot_parameters import robot_parameter_overrides
 from rlguard_common.topics import STACK_REMAPPINGS
 

@@ -36,8 +36,9 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rlguard_tools.stack_runner import StackOptions, StackRunner
 from stack_probe import StackProbe, configured, rss_kib, seeker_policy
 
-from rlguard_common.profiles import load_robot_profile, load_world
 from rlguard_common.robot_parameters import robot_parameter_overrides
+from rlguard_common.robot_profile import load_robot_profile
+from rlguard_common.world import load_world
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

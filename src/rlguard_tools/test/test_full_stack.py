@@ -18,7 +18,8 @@ from rlguard_tools.stack_runner import StackOptions, StackRunner
 from stack_probe import StackProbe, configured, frozen_policy
 from std_msgs.msg import Bool
 
-from rlguard_common.profiles import load_robot_profile, load_world
+from rlguard_common.robot_profile import load_robot_profile
+from rlguard_common.world import load_world
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -14,6 +14,7 @@ import math
 import numpy as np
 import pytest
 
+from rlguard_common.robot_profile import load_robot_profile
 from safety_controller.limits import clamp_velocity
 from safety_controller.safety_filter import (
     COLLISION,
@@ -215,7 +216,7 @@ def test_a_class_subset_plans_the_same_episodes_as_the_full_campaign():
 def test_parameters_come_from_the_yaml_through_the_node_builder():
     values = campaign.safety_parameters()
     raw = campaign.load_parameters(campaign.safety_config_path())
-    profile = campaign.profiles.load_robot_profile("default")
+    profile = load_robot_profile("default")
     assert values["reaction_time"] == raw["reaction_time"]
     assert values["max_velocity"] == [profile.max_linear_velocity, profile.max_angular_velocity]
     config, mount = campaign.build_config(values)

@@ -18,7 +18,8 @@ from safety_controller.safety_filter import COLLISION, SafetyConfig, SafetyFilte
 from safety_controller.scan_geometry import LidarMount
 
 sim_core = pytest.importorskip("sim_bringup.sim_core")
-profiles = pytest.importorskip("rlguard_common.profiles")
+robot_profile = pytest.importorskip("rlguard_common.robot_profile")
+world = pytest.importorskip("rlguard_common.world")
 campaign = pytest.importorskip("rlguard_tools.reliability_campaign")
 clearance = campaign.clearance
 random_start = campaign.random_start
@@ -94,9 +95,9 @@ def run_episode(sim, seed: int) -> tuple[int, bool, float]:
 
 
 def test_full_speed_policy_never_collides_behind_the_safety_filter():
-    robot = profiles.load_robot_profile("default")
+    robot = robot_profile.load_robot_profile("default")
     sims = {
-        name: sim_core.Simulator(robot, profiles.load_world(name), seed=0, randomize=False)
+        name: sim_core.Simulator(robot, world.load_world(name), seed=0, randomize=False)
         for name in STATIC_WORLDS
     }
     collisions, braked_episodes, closest = 0, 0, []

@@ -26,7 +26,8 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 
 from rlguard_tools.process_runner import NodeProcess, NodeSpec  # noqa: E402
 
-from rlguard_common.profiles import load_robot_profile, load_world  # noqa: E402
+from rlguard_common.robot_profile import load_robot_profile  # noqa: E402
+from rlguard_common.world import load_world  # noqa: E402
 from rlguard_tools import benchlib  # noqa: E402
 from sim_bringup.sim_core import Simulator  # noqa: E402
 

@@ -21,7 +21,7 @@ ROBOT_MODEL = "rlguard_robot"
 
 def _robot_nodes(context: LaunchContext) -> list[Node]:
     """Spawn the robot at the world's start pose and publish its fixed frames."""
-    from rlguard_common.profiles import load_world
+    from rlguard_common.world import load_world
 
     world = load_world(LaunchConfiguration("world").perform(context))
     share = FindPackageShare("sim_bringup").perform(context)

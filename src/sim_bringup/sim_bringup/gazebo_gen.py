@@ -30,13 +30,9 @@ from typing import Any
 
 import yaml
 
-from rlguard_common.profiles import (
-    RobotProfile,
-    World,
-    load_robot_profile,
-    load_world,
-    world_names,
-)
+from rlguard_common.profile_yaml import world_names
+from rlguard_common.robot_profile import RobotProfile, load_robot_profile
+from rlguard_common.world import World, load_world
 from sim_bringup.sim_core import (
     CASTER_RADIUS,
     CHASSIS_CLEARANCE,

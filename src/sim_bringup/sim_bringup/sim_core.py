@@ -27,7 +27,8 @@ from xml.sax.saxutils import quoteattr
 import mujoco
 import numpy as np
 
-from rlguard_common.profiles import RobotProfile, World
+from rlguard_common.robot_profile import RobotProfile
+from rlguard_common.world import World
 
 PHYSICS_TIMESTEP = 0.005  # s; implicitfast integration keeps the stiff wheel actuators stable
 CHECK_INTERVAL_STEPS = 5  # physics steps between obstacle updates and contact checks

@@ -46,7 +46,9 @@ from sensor_msgs.msg import LaserScan
 from std_msgs.msg import UInt32
 
 from rlguard_common.node_shutdown import interrupts_end_quietly
-from rlguard_common.profiles import ProfileError, load_robot_profile, load_world
+from rlguard_common.profile_yaml import ProfileError
+from rlguard_common.robot_profile import load_robot_profile
+from rlguard_common.world import load_world
 from sim_bringup.sim_core import Simulator
 from sim_bringup.sim_runner import (
     EVENT_CLOCK,

@@ -10,7 +10,9 @@ import pytest
 import yaml
 from rlguard_tools.launch_check import LaunchChecker
 
-from rlguard_common.profiles import load_robot_profile, load_world, world_names
+from rlguard_common.profile_yaml import world_names
+from rlguard_common.robot_profile import load_robot_profile
+from rlguard_common.world import load_world
 from sim_bringup.gazebo_gen import (
     GAZEBO_DIR,
     ROBOT_MODEL_NAME,

@@ -5,7 +5,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from rlguard_common.profiles import load_robot_profile, load_world, world_from_dict
+from rlguard_common.robot_profile import load_robot_profile
+from rlguard_common.world import load_world, world_from_dict
 from sim_bringup.sim_core import (
     PHYSICS_TIMESTEP,
     Simulator,

@@ -3,7 +3,8 @@ import random
 
 import pytest
 
-from rlguard_common.profiles import load_robot_profile, load_world
+from rlguard_common.robot_profile import load_robot_profile
+from rlguard_common.world import load_world
 from sim_bringup.sim_core import Simulator
 from sim_bringup.sim_runner import (
     EVENT_CLOCK,
