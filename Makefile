@@ -1,7 +1,7 @@
 # rlguard: every target does its own set-up on a fresh machine (Python 3.11 + pip).
 #   make demo   run the whole stack on the embedded simulator
 #   make test   lint-free build + the test suite
-#   make lint   ruff (+ SDF and Dockerfile checks as they land)
+#   make lint   ruff, the floor check of the import graph, Dockerfile and SDF checks
 #   make bench  benchmarks, results under bench/results/
 SHELL := /bin/bash
 .SHELLFLAGS := -e -o pipefail -c
@@ -55,6 +55,7 @@ lint: $(DEPS_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check --diff . || (echo "run: .venv/bin/ruff format ." && false)
 	$(VENV)/bin/hadolint docker/Dockerfile
+	$(VPY) src/rlguard_tools/rlguard_tools/floor_check.py
 	PYTHONPATH=src/sim_bringup $(VPY) -m sim_bringup.gazebo_gen --check
 	$(MAKE) --no-print-directory sdf-check
 
