@@ -56,7 +56,7 @@ lint: $(DEPS_STAMP)
 	$(VENV)/bin/ruff format --check --diff . || (echo "run: .venv/bin/ruff format ." && false)
 	$(VENV)/bin/hadolint docker/Dockerfile
 	$(VPY) src/rlguard_tools/rlguard_tools/floor_check.py
-	PYTHONPATH=src/sim_bringup $(VPY) -m sim_bringup.gazebo_gen --check
+	PYTHONPATH=src/sim_bringup:src/rlguard_common $(VPY) -m sim_bringup.gazebo_gen --check
 	$(MAKE) --no-print-directory sdf-check
 
 # Gazebo's own SDF checker (Debian: ignition-tools + libsdformat-dev), installed on demand.

@@ -11,21 +11,14 @@ which adds the obstacle-memory update and, once per replan period, the cost-to-g
 from __future__ import annotations
 
 import math
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from rlguard_tools.benchlib import bench_arguments, summarize, write_results
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
-for package in ("hybrid_fallback", "safety_controller"):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / package))
-
-from rlguard_tools.benchlib import bench_arguments, summarize, write_results  # noqa: E402
-
-from hybrid_fallback.dwa import DwaPlanner  # noqa: E402
-from hybrid_fallback.fallback import FallbackController  # noqa: E402
-from safety_controller.scan_geometry import scan_to_points  # noqa: E402
+from hybrid_fallback.dwa import DwaPlanner
+from hybrid_fallback.fallback import FallbackController
+from safety_controller.scan_geometry import scan_to_points
 
 CYCLES = 400
 RANGE_MAX = 12.0

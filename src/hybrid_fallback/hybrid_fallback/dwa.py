@@ -39,6 +39,8 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
+from rlguard_common.geometry import wrap_angle
+
 # Below this |w| (rad/s) a rollout is integrated as a straight line.
 _STRAIGHT_EPS = 1e-6
 
@@ -260,10 +262,6 @@ def split_points(
     return grid_reduce(pts[near], resolution), grid_reduce(pts[band], clearance_resolution)
 
 
-def _wrap(angle: np.ndarray) -> np.ndarray:
-    return (angle + np.pi) % (2.0 * np.pi) - np.pi
-
-
 def _distances2(xs: np.ndarray, ys: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Squared distances (float32) of every rollout pose to every point: (samples, steps, N)."""
     dx = xs.astype(np.float32)[:, :, None] - points[:, 0].astype(np.float32)
@@ -422,7 +420,7 @@ class DwaPlanner:
         clearance = np.clip(min_dist - check_radius, 0.0, cfg.clearance_cap) / cfg.clearance_cap
         end_x, end_y, end_yaw = xs[:, -1], ys[:, -1], yaws[:, -1]
         bearing = np.arctan2(aim_y - end_y, aim_x - end_x)
-        heading = 1.0 - np.abs(_wrap(bearing - end_yaw)) / np.pi
+        heading = 1.0 - np.abs(wrap_angle(bearing - end_yaw)) / np.pi
         if cost_to_goal is None:
             start_cost = goal_distance
             end_cost = np.hypot(goal_x - end_x, goal_y - end_y)

@@ -20,7 +20,9 @@ from rclpy.qos import (
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Bool, String
 
+from hybrid_fallback.hybrid_config import PARAMETERS, build_hybrid_config, fallback_controller
 from hybrid_fallback.hybrid_node import HybridFallbackNode
+from rlguard_common.parameters import parameter_defaults
 
 LATCHED = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
@@ -145,6 +147,12 @@ def test_handover_timing_and_teleop_override_over_dds(start_node, rclpy_context,
         assert probe.spin_until(lambda: any(c[1:] == (0.1, 0.2) for c in probe.commands), 2.0), (
             "policy command not forwarded on cmd_vel_nav"
         )
+        # The goal may arrive before the first scan (discovery): wait until the fallback
+        # can drive, so the hand-over below goes to FALLBACK, not STOPPED.
+        assert probe.spin_until(
+            lambda: bool(probe.diagnostics) and probe.diagnostics[-1]["fallback_status"] == "ok",
+            3.0,
+        ), "the fallback never became healthy (no scan or odom reached the node)"
 
         # policy/active false -> FALLBACK within one period, with the reason.
         sent = probe.set_active(False)
@@ -230,6 +238,30 @@ def test_invalid_parameters_are_rejected_and_old_values_kept(rclpy_context):
         node.destroy_node()
 
 
+def test_the_node_builds_its_cores_as_the_table_and_builder_say(rclpy_context):
+    node = HybridFallbackNode(context=rclpy_context)
+    try:
+        config = build_hybrid_config(parameter_defaults(PARAMETERS))
+        assert node.supervisor.config == config
+        assert node.arbiter.config == config.arbiter
+        expected = fallback_controller(config)
+        assert node.controller.planner.config == expected.planner.config
+        assert node.controller.grid.config == expected.grid.config
+        assert node.controller.guidance == expected.guidance
+        for name, spec in PARAMETERS.items():
+            descriptor = node.describe_parameter(name)
+            assert descriptor.description == spec.description, name
+            assert descriptor.read_only == spec.read_only, name
+            ranges = [*descriptor.floating_point_range, *descriptor.integer_range]
+            if spec.bounds is None:
+                assert not ranges, name
+            else:
+                (declared,) = ranges
+                assert (declared.from_value, declared.to_value) == spec.bounds, name
+    finally:
+        node.destroy_node()
+
+
 def test_a_re_sent_goal_is_not_a_new_goal(rclpy_context):
     """The simulator re-sends the current goal for late joiners: same goal, same goal id."""
     node = HybridFallbackNode(context=rclpy_context)
@@ -239,10 +271,10 @@ def test_a_re_sent_goal_is_not_a_new_goal(rclpy_context):
         goal.pose.position.x, goal.pose.position.y = 1.0, 2.0
         node._on_goal(goal)
         node._on_goal(goal)
-        assert node._goal_id == 1
+        assert node.supervisor.goal_id == 1
         goal.pose.position.y = 2.5
         node._on_goal(goal)
-        assert node._goal_id == 2
+        assert node.supervisor.goal_id == 2
     finally:
         node.destroy_node()
 
@@ -332,12 +364,14 @@ def test_an_invalid_scan_is_dropped_and_counted_by_reason(rclpy_context, field, 
         scan.range_min, scan.range_max = 0.12, 3.5
         scan.ranges = [2.0] * 360
         node._on_scan(scan)
-        accepted = node._scan
+        accepted = node.supervisor.scan
         assert accepted is not None and not accepted.blind
 
         setattr(scan, field, value)
         node._on_scan(scan)
-        assert node._scan is accepted, "an invalid scan must not replace the last valid one"
+        assert node.supervisor.scan is accepted, (
+            "an invalid scan must not replace the last valid one"
+        )
         node._publish_diagnostics()
         (status,) = node.diag_pub.messages[-1].status
         values = {kv.key: kv.value for kv in status.values}

@@ -10,6 +10,9 @@ import numpy as np
 # child is base_footprint (REP-105), the lidar's frame base_scan.
 ODOM_FRAME_ID = "odom"
 BASE_FRAME_ID = "base_footprint"
+SCAN_FRAME_ID = "base_scan"
+# The simulator's fixed frame of ground truth.
+WORLD_FRAME_ID = "world"
 
 
 def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:

@@ -53,6 +53,9 @@ LATCHED = QosSpec(depth=1, durability="transient_local")
 COMMAND = QosSpec(depth=1)
 # Events and requests that must not be dropped under a burst.
 RELIABLE = QosSpec(depth=10)
+# Goals as a goal source publishes them: latched, so a node started later still gets the
+# current goal; a RELIABLE (volatile) subscriber receives them too.
+GOAL = QosSpec(depth=10, durability="transient_local")
 
 # Inputs of the stack.
 SCAN = "scan"

@@ -11,25 +11,23 @@ ceiling is sim time advanced per wall second, read from /clock by a probe on ano
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
-sys.path.insert(0, str(PACKAGE_DIR))
+from rlguard_tools.process_runner import NodeProcess, NodeSpec
+
+from rlguard_common.robot_profile import load_robot_profile
+from rlguard_common.topics import CLOCK, QosSpec
+from rlguard_common.world import load_world
+from rlguard_tools import benchlib
+from sim_bringup.sim_core import Simulator
+
+# Before rclpy is imported (in bench_node_ceiling): a bench domain, discovery on loopback.
 os.environ.setdefault("ROS_DOMAIN_ID", str(101 + os.getpid() % 100))
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    [str(PACKAGE_DIR), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-)
 
-from rlguard_tools.process_runner import NodeProcess, NodeSpec  # noqa: E402
-
-from rlguard_common.robot_profile import load_robot_profile  # noqa: E402
-from rlguard_common.world import load_world  # noqa: E402
-from rlguard_tools import benchlib  # noqa: E402
-from sim_bringup.sim_core import Simulator  # noqa: E402
+# The probe's /clock reader: best effort and deep, so it never slows the simulator down.
+CLOCK_PROBE_QOS = QosSpec(depth=100, reliability="best_effort")
 
 CONTROL_DT = 0.05
 CORE_STEPS = 4000
@@ -73,8 +71,9 @@ def bench_node_ceiling(out_dir: Path) -> dict[str, object]:
     """Sim seconds per wall second of the node process pinned to one core."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
     from rosgraph_msgs.msg import Clock
+
+    from rlguard_common.node_support import qos_profile
 
     cores = sorted(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {cores[0]})  # the child inherits this single core
@@ -95,8 +94,7 @@ def bench_node_ceiling(out_dir: Path) -> dict[str, object]:
     def on_clock(msg: Clock) -> None:
         samples.append((time.monotonic(), msg.clock.sec + msg.clock.nanosec * 1e-9))
 
-    qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT)
-    node.create_subscription(Clock, "/clock", on_clock, qos)
+    node.create_subscription(Clock, CLOCK, on_clock, qos_profile(CLOCK_PROBE_QOS))
     try:
         deadline = time.monotonic() + 30.0
         while not samples and time.monotonic() < deadline and process.is_running():

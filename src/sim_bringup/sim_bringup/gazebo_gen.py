@@ -33,7 +33,7 @@ import yaml
 from rlguard_common.profile_yaml import world_names
 from rlguard_common.robot_profile import RobotProfile, load_robot_profile
 from rlguard_common.world import World, load_world
-from sim_bringup.sim_core import (
+from sim_bringup.mjcf_builder import (
     CASTER_RADIUS,
     CHASSIS_CLEARANCE,
     chassis_inertial,

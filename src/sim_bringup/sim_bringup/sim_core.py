@@ -14,23 +14,25 @@ Frames: the world frame is the world YAML's frame. `odometry()` reports wheel od
 an ``odom`` frame that coincides with the world frame at reset (the driver is started at
 the start pose), so goals from the world file are valid ``odom`` coordinates; it drifts
 from `pose` with wheel slip and with a randomized wheel radius (odometry calibration).
+
+The model comes from `mjcf_builder`, the moving obstacles' motion from `movers`.
 """
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections import deque
 from dataclasses import dataclass, replace
-from xml.sax.saxutils import quoteattr
 
 import mujoco
 import numpy as np
 
+from rlguard_common.geometry import quaternion_from_yaw, yaw_from_quaternion
 from rlguard_common.robot_profile import RobotProfile
 from rlguard_common.world import World
+from sim_bringup.mjcf_builder import LIDAR_GEOMGROUP, PHYSICS_TIMESTEP, build_mjcf
+from sim_bringup.movers import WaypointLoop
 
-PHYSICS_TIMESTEP = 0.005  # s; implicitfast integration keeps the stiff wheel actuators stable
 CHECK_INTERVAL_STEPS = 5  # physics steps between obstacle updates and contact checks
 COLLISION_RELEASE_TIME = 0.1  # s without contact that ends a collision episode
 # An at-fault contact: the robot's own velocity at the contact point, projected on the
@@ -38,24 +40,6 @@ COLLISION_RELEASE_TIME = 0.1  # s without contact that ends a collision episode
 # numerical jitter of a robot standing against an obstacle (~1e-4 m/s), far below any
 # commanded speed.
 AT_FAULT_SPEED = 0.005
-CASTER_RADIUS = 0.012
-CHASSIS_CLEARANCE = 0.012  # gap between the floor and the bottom of the chassis cylinder
-WHEEL_VELOCITY_GAIN = 0.3  # N m s / rad: velocity actuator gain (torque per speed error)
-WHEEL_ARMATURE = 1e-3  # kg m^2: gearbox-reflected motor inertia of an XL430-class servo
-
-# Geom groups: lidar rays see static obstacles (0) and moving obstacles (1) only.
-GROUP_STATIC, GROUP_MOVING, GROUP_FLOOR, GROUP_ROBOT = 0, 1, 2, 3
-LIDAR_GEOMGROUP = np.array([1, 1, 0, 0, 0, 0], dtype=np.uint8)
-# Collision bits (1 robot, 2 obstacle, 4 floor contact): the robot touches obstacles,
-# only wheels and caster touch the floor, obstacles and the floor never touch each other.
-# The wheels (inside the chassis outline) touch the floor only.
-# Pairs that cannot touch are skipped before the (costly) narrow phase.
-ROBOT_COLLISION = 'contype="1" conaffinity="2"'
-ROLLING_COLLISION = 'contype="5" conaffinity="6"'
-WHEEL_COLLISION = 'contype="4" conaffinity="4"'
-WORLD_COLLISION = 'contype="2" conaffinity="1"'
-FLOOR_COLLISION = 'contype="4" conaffinity="4"'
-NO_COLLISION = 'contype="0" conaffinity="0"'
 
 
 @dataclass(frozen=True)
@@ -107,179 +91,6 @@ class ObstacleGeometry:
     moving: np.ndarray  # (M,) bool, True for a moving cylinder
 
 
-class WaypointLoop:
-    """Position along a closed polyline (waypoints, back to the first) at constant speed."""
-
-    def __init__(self, waypoints: tuple[tuple[float, float], ...], speed: float) -> None:
-        points = [(float(x), float(y)) for x, y in waypoints]
-        self.segments = []  # (start x, start y, dx, dy, length, distance along the loop)
-        travelled = 0.0
-        for (x0, y0), (x1, y1) in zip(points, points[1:] + points[:1], strict=True):
-            length = math.hypot(x1 - x0, y1 - y0)
-            self.segments.append((x0, y0, x1 - x0, y1 - y0, length, travelled))
-            travelled += length
-        self.starts = [segment[5] for segment in self.segments]
-        self.perimeter = travelled
-        self.speed = speed
-
-    def _segment(self, time: float) -> tuple[tuple[float, ...], float]:
-        s = (self.speed * time) % self.perimeter
-        index = max(bisect.bisect_right(self.starts, s) - 1, 0)
-        return self.segments[index], s
-
-    def position(self, time: float) -> tuple[float, float]:
-        """Where the obstacle is at `time` (s); it starts at the first waypoint."""
-        x0, y0 = self.segments[0][0], self.segments[0][1]
-        if self.perimeter <= 0.0 or self.speed <= 0.0:
-            return (x0, y0)
-        (x0, y0, dx, dy, length, start), s = self._segment(time)
-        fraction = (s - start) / length if length > 0.0 else 0.0
-        return (x0 + fraction * dx, y0 + fraction * dy)
-
-    def positions(self, times: np.ndarray) -> np.ndarray:
-        """`position` at many times at once: (T, 2), the same arithmetic element-wise."""
-        t = np.asarray(times, dtype=np.float64).reshape(-1)
-        x0, y0 = self.segments[0][0], self.segments[0][1]
-        if self.perimeter <= 0.0 or self.speed <= 0.0:
-            return np.tile((x0, y0), (len(t), 1)).astype(np.float64)
-        table = np.asarray(self.segments, dtype=np.float64)
-        s = np.mod(self.speed * t, self.perimeter)
-        index = np.maximum(np.searchsorted(self.starts, s, side="right") - 1, 0)
-        start_x, start_y, dx, dy, length, start = table[index].T
-        safe = np.where(length > 0.0, length, 1.0)
-        fraction = np.where(length > 0.0, (s - start) / safe, 0.0)
-        return np.column_stack((start_x + fraction * dx, start_y + fraction * dy))
-
-    def velocity(self, time: float) -> tuple[float, float]:
-        """The obstacle's velocity (m/s) at `time`: along its current segment."""
-        if self.perimeter <= 0.0 or self.speed <= 0.0:
-            return (0.0, 0.0)
-        (_, _, dx, dy, length, _), _ = self._segment(time)
-        if length <= 0.0:
-            return (0.0, 0.0)
-        return (self.speed * dx / length, self.speed * dy / length)
-
-
-def _fmt(*values: float) -> str:
-    return " ".join(f"{v:.6g}" for v in values)
-
-
-def build_mjcf(robot: RobotProfile, world: World) -> str:
-    """The MJCF model (XML text) of `robot` standing at the world's start pose."""
-    h = world.obstacle_height
-    floor_x = world.arena_size[0] / 2.0 + 2.0 * world.wall_thickness + 1.0
-    floor_y = world.arena_size[1] / 2.0 + 2.0 * world.wall_thickness + 1.0
-    parts = [
-        f"<mujoco model={quoteattr('rlguard_' + world.name)}>",
-        '  <compiler angle="radian" autolimits="true"/>',
-        f'  <option timestep="{PHYSICS_TIMESTEP}" integrator="implicitfast" cone="pyramidal"/>',
-        "  <worldbody>",
-        f'    <geom name="floor" type="plane" size="{_fmt(floor_x, floor_y, 0.1)}" '
-        f'group="{GROUP_FLOOR}" {FLOOR_COLLISION} friction="1 0.005 0.0001"/>',
-    ]
-    for i, wall in enumerate(world.all_walls()):
-        (x0, y0), (x1, y1) = wall.start, wall.end
-        length = math.hypot(x1 - x0, y1 - y0)
-        yaw = math.atan2(y1 - y0, x1 - x0)
-        parts.append(
-            f'    <geom name="wall_{i}" type="box" '
-            f'pos="{_fmt((x0 + x1) / 2, (y0 + y1) / 2, h / 2)}" '
-            f'size="{_fmt(length / 2, wall.thickness / 2, h / 2)}" euler="0 0 {yaw:.6g}" '
-            f'group="{GROUP_STATIC}" {WORLD_COLLISION}/>'
-        )
-    for i, box in enumerate(world.boxes):
-        parts.append(
-            f'    <geom name="box_{i}" type="box" pos="{_fmt(*box.center, h / 2)}" '
-            f'size="{_fmt(box.size[0] / 2, box.size[1] / 2, h / 2)}" euler="0 0 {box.yaw:.6g}" '
-            f'group="{GROUP_STATIC}" {WORLD_COLLISION}/>'
-        )
-    for i, cyl in enumerate(world.cylinders):
-        parts.append(
-            f'    <geom name="cylinder_{i}" type="cylinder" pos="{_fmt(*cyl.center, h / 2)}" '
-            f'size="{_fmt(cyl.radius, h / 2)}" group="{GROUP_STATIC}" {WORLD_COLLISION}/>'
-        )
-    for i, mover in enumerate(world.moving_cylinders):
-        parts.append(
-            f'    <body name="moving_{i}" mocap="true" pos="{_fmt(*mover.waypoints[0], h / 2)}">'
-            f'<geom name="moving_{i}" type="cylinder" size="{_fmt(mover.radius, h / 2)}" '
-            f'group="{GROUP_MOVING}" {WORLD_COLLISION}/></body>'
-        )
-    parts.extend(_robot_mjcf(robot, world.start))
-    parts += ["  </worldbody>", "  <actuator>"]
-    for side in ("left", "right"):
-        parts.append(
-            f'    <velocity name="{side}_motor" joint="wheel_{side}_joint" '
-            f'kv="{WHEEL_VELOCITY_GAIN}" '
-            f'ctrlrange="{_fmt(-robot.max_wheel_speed, robot.max_wheel_speed)}" '
-            f'forcerange="{_fmt(-robot.max_wheel_torque, robot.max_wheel_torque)}"/>'
-        )
-    parts += ["  </actuator>", "</mujoco>"]
-    return "\n".join(parts) + "\n"
-
-
-def chassis_inertial(robot: RobotProfile) -> tuple[float, float, float, float]:
-    """Centre of mass (x, z) and inertia (ixx = iyy, izz) of the chassis (both simulators).
-
-    The mass sits behind the axle, towards the caster, and low like a battery pack, so
-    the base neither rests on its front edge nor tips over when braking hard.
-    """
-    com_x = robot.caster_x * 0.45
-    com_z = CHASSIS_CLEARANCE + robot.base_height * 0.3
-    ixx = robot.mass * (3 * robot.footprint_radius**2 + robot.base_height**2) / 12.0
-    izz = robot.mass * robot.footprint_radius**2 / 2.0
-    return com_x, com_z, ixx, izz
-
-
-def wheel_inertia(robot: RobotProfile) -> tuple[float, float]:
-    """Inertia of a wheel about a diameter and about its axle (solid disc)."""
-    r = robot.wheel_radius
-    across = robot.wheel_mass * (3 * r**2 + robot.wheel_width**2) / 12.0
-    axle = robot.wheel_mass * r**2 / 2.0
-    return across, axle
-
-
-def _robot_mjcf(robot: RobotProfile, start: tuple[float, float, float]) -> list[str]:
-    r = robot.wheel_radius
-    chassis_half = robot.base_height / 2.0
-    com_x, com_z, ixx, izz = chassis_inertial(robot)
-    radius = robot.footprint_radius
-    wheel_ixx, wheel_iyy = wheel_inertia(robot)
-    lidar = robot.lidar
-    lines = [
-        f'    <body name="base" pos="{_fmt(start[0], start[1], 0.0)}" euler="0 0 {start[2]:.6g}">',
-        '      <freejoint name="base_free"/>',
-        f'      <inertial pos="{_fmt(com_x, 0.0, com_z)}" mass="{robot.mass:.6g}" '
-        f'diaginertia="{_fmt(ixx, ixx, izz)}"/>',
-        f'      <geom name="chassis" type="cylinder" size="{_fmt(radius, chassis_half)}" '
-        f'pos="{_fmt(0.0, 0.0, CHASSIS_CLEARANCE + chassis_half)}" group="{GROUP_ROBOT}" '
-        f"{ROBOT_COLLISION}/>",
-        f'      <geom name="lidar_housing" type="cylinder" size="0.035 0.0125" '
-        f'pos="{_fmt(lidar.mount_x, lidar.mount_y, lidar.mount_z)}" group="{GROUP_ROBOT}" '
-        f"{NO_COLLISION}/>",  # inside the chassis footprint: visual only
-        f'      <geom name="caster" type="sphere" size="{CASTER_RADIUS}" '
-        f'pos="{_fmt(robot.caster_x, 0.0, CASTER_RADIUS)}" condim="1" priority="1" '
-        f'group="{GROUP_ROBOT}" {ROLLING_COLLISION}/>',
-    ]
-    for side, sign in (("left", 1.0), ("right", -1.0)):
-        lines += [
-            f'      <body name="wheel_{side}" '
-            f'pos="{_fmt(0.0, sign * robot.wheel_separation / 2, r)}">',
-            f'        <joint name="wheel_{side}_joint" type="hinge" axis="0 1 0" '
-            f'armature="{WHEEL_ARMATURE}"/>',
-            f'        <inertial pos="0 0 0" mass="{robot.wheel_mass:.6g}" '
-            f'diaginertia="{_fmt(wheel_ixx, wheel_iyy, wheel_ixx)}"/>',
-            # A sphere touches the floor in one point on the tyre's mid-plane, which is
-            # where the odometry's wheel separation assumes it; a cylinder lying on the
-            # floor makes contacts at both rim edges and scrubs when turning.
-            f'        <geom name="wheel_{side}" type="sphere" size="{_fmt(r)}" '
-            f'friction="{robot.wheel_friction:.6g} 0.005 0.0001" '
-            f'condim="3" priority="1" group="{GROUP_ROBOT}" {WHEEL_COLLISION}/>',
-            "      </body>",
-        ]
-    lines.append("    </body>")
-    return lines
-
-
 def wheel_speeds(
     v: float, w: float, wheel_radius: float, wheel_separation: float, max_wheel_speed: float
 ) -> tuple[float, float]:
@@ -297,11 +108,6 @@ def wheel_speeds(
         scale = max_wheel_speed / largest
         left, right = left * scale, right * scale
     return (left, right)
-
-
-def _yaw_from_quat(q: np.ndarray) -> float:
-    w, x, y, z = q
-    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
 
 
 class Simulator:
@@ -418,7 +224,8 @@ class Simulator:
         mujoco.mj_resetData(m, d)
         x, y, yaw = start if start is not None else self.world.start
         d.qpos[0:3] = (x, y, 0.0)
-        d.qpos[3:7] = (math.cos(yaw / 2.0), 0.0, 0.0, math.sin(yaw / 2.0))
+        qx, qy, qz, qw = quaternion_from_yaw(yaw)
+        d.qpos[3:7] = (qw, qx, qy, qz)  # MuJoCo orders a quaternion w, x, y, z
         self._update_moving(0.0)
         mujoco.mj_forward(m, d)
         self._steps = 0
@@ -555,7 +362,7 @@ class Simulator:
     def pose(self) -> tuple[float, float, float]:
         """Ground-truth pose (x, y, yaw) of the base in the world frame."""
         q = self.data.qpos
-        return (float(q[0]), float(q[1]), _yaw_from_quat(q[3:7]))
+        return (float(q[0]), float(q[1]), yaw_from_quaternion(q[4], q[5], q[6], q[3]))
 
     @property
     def velocity(self) -> tuple[float, float]:

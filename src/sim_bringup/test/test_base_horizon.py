@@ -1,12 +1,13 @@
 """The embedded base's command horizon is covered by the safety controller's reaction budget."""
 
-import yaml
-from rlguard_tools.stack_runner import config_dir
+from rlguard_common.parameters import load_node_parameters
+from rlguard_common.profile_yaml import workspace_root
 
 
 def parameters(node: str) -> dict:
-    path = config_dir() / f"{node}.yaml"
-    return yaml.safe_load(path.read_text())[node]["ros__parameters"]
+    root = workspace_root()
+    assert root is not None, "cannot find the rlguard workspace (set RLGUARD_WORKSPACE)"
+    return load_node_parameters(root / "config" / f"{node}.yaml", node)
 
 
 def test_sim_base_timeout_does_not_exceed_the_safety_reaction_time():
@@ -25,8 +26,8 @@ def test_sim_base_timeout_does_not_exceed_the_safety_reaction_time():
 
 def test_sim_node_defaults_match_the_shipped_config():
     # A sim node started without the params file has the same horizon and lockstep.
-    from sim_bringup.sim_node import PARAMETERS
+    from sim_bringup.node_config import PARAMETERS
 
     sim = parameters("mujoco_sim")
     for name in ("velocity_timeout", "max_command_lead", "command_patience"):
-        assert PARAMETERS[name][0] == sim[name], name
+        assert PARAMETERS[name].default == sim[name], name

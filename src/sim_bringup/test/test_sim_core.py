@@ -7,11 +7,10 @@ import pytest
 
 from rlguard_common.robot_profile import load_robot_profile
 from rlguard_common.world import load_world, world_from_dict
+from sim_bringup.movers import WaypointLoop
 from sim_bringup.sim_core import (
     PHYSICS_TIMESTEP,
     Simulator,
-    WaypointLoop,
-    build_mjcf,
     wheel_speeds,
     without_sensor_noise,
 )
@@ -45,14 +44,6 @@ def fixed_randomization(robot, **ranges):
 def drive(sim: Simulator, v: float, w: float, seconds: float) -> None:
     for _ in range(int(round(seconds / CONTROL_DT))):
         sim.step(v, w, CONTROL_DT)
-
-
-def test_mjcf_has_a_real_differential_drive(robot):
-    xml = build_mjcf(robot, load_world("dynamic"))
-    assert xml.count('type="hinge"') == 2
-    assert xml.count("<velocity ") == 2
-    assert "freejoint" in xml and 'mocap="true"' in xml
-    assert f'forcerange="{-robot.max_wheel_torque:g} {robot.max_wheel_torque:g}"' in xml
 
 
 def test_straight_at_max_speed_when_asked_for_0_3(robot):
@@ -294,21 +285,6 @@ def test_step_time_does_not_drift(robot):
     for _ in range(300):
         sim.step(0.0, 0.0, 0.0123)
     assert sim.time == pytest.approx(300 * 0.0123, abs=PHYSICS_TIMESTEP)
-
-
-@pytest.mark.parametrize(
-    ("waypoints", "speed"),
-    [
-        (((0.0, 0.0), (2.0, 0.0), (2.0, 1.0), (0.0, 1.0)), 0.3),
-        (((1.0, 1.0), (1.0, 1.0), (3.0, 1.0)), 0.25),  # a zero-length segment
-        (((0.5, 0.5), (1.5, 0.5)), 0.0),  # standing still
-    ],
-)
-def test_loop_positions_at_many_times_equal_position_at_each(waypoints, speed):
-    loop = WaypointLoop(waypoints, speed)
-    times = np.concatenate((np.linspace(0.0, 60.0, 601), [1e-9, 123.456, 1e4]))
-    expected = [list(loop.position(float(t))) for t in times]
-    assert loop.positions(times).tolist() == expected  # the same arithmetic, bit for bit
 
 
 def test_moving_obstacles_follow_waypoint_loops(robot):

@@ -348,3 +348,69 @@ def test_sim_time_waits_for_cmd_vel_in_lockstep(start_node, rclpy_context):
         assert sim.is_running()
     finally:
         node.destroy_node()
+
+
+def test_sensor_faults_switch_at_runtime_and_a_refused_value_keeps_the_old_one(
+    start_node, rclpy_context
+):
+    """Fault injection through parameters; a refused change leaves the parameter as it was."""
+    import rclpy
+    from nav_msgs.msg import Odometry
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from rclpy.parameter_client import AsyncParameterClient
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import LaserScan
+
+    sim = start_node("sim_bringup.sim_node", parameters={"world": "empty", "real_time_factor": 2.0})
+    node = rclpy.create_node("sim_fault_probe", context=rclpy_context)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(node)
+    scans: list[LaserScan] = []
+    odoms: list[Odometry] = []
+    truths: list[Odometry] = []
+    node.create_subscription(LaserScan, "scan", scans.append, qos_profile_sensor_data)
+    node.create_subscription(Odometry, "odom", odoms.append, 10)
+    node.create_subscription(Odometry, "sim/ground_truth", truths.append, 10)
+    client = AsyncParameterClient(node, "mujoco_sim")
+    try:
+        assert sim.wait_for_output("mujoco_sim ready", timeout=20.0), sim.output()
+        assert client.wait_for_services(timeout_sec=15.0)
+
+        def set_parameter(name, value):
+            future = client.set_parameters([Parameter(name, value=value)])
+            executor.spin_until_future_complete(future, timeout_sec=10.0)
+            return future.result().results[0]
+
+        def get_parameter(name):
+            future = client.get_parameters([name])
+            executor.spin_until_future_complete(future, timeout_sec=10.0)
+            return future.result().values[0]
+
+        def quiet_for(messages: list, seconds: float) -> bool:
+            spin_until(executor, lambda: False, 0.5)  # messages already on their way
+            count = len(messages)
+            spin_until(executor, lambda: False, seconds)
+            return len(messages) == count
+
+        assert spin_until(executor, lambda: len(scans) >= 3 and len(odoms) >= 10, 20.0)
+        refused = set_parameter("sensor_fault", "smoke")
+        assert not refused.successful and "sensor_fault must be one of" in refused.reason
+        assert get_parameter("sensor_fault").string_value == "none"
+
+        assert set_parameter("sensor_fault", "no_scan").successful
+        assert quiet_for(scans, 1.0)
+        assert set_parameter("sensor_fault", "nan_scan").successful
+        assert spin_until(
+            executor, lambda: scans and all(math.isnan(r) for r in scans[-1].ranges), 5.0
+        )
+        assert set_parameter("sensor_fault", "no_odom").successful
+        assert quiet_for(odoms, 1.0)
+        count = len(truths)
+        assert spin_until(executor, lambda: len(truths) > count + 10, 5.0)  # truth flows on
+        assert set_parameter("sensor_fault", "none").successful
+        count = len(odoms)
+        assert spin_until(executor, lambda: len(odoms) > count + 10, 5.0)
+        assert sim.is_running()
+    finally:
+        node.destroy_node()
