@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rl_policy_node.policy_card import ObservationSpec, ScanSpec
+from rlguard_common.geometry import wrap_angle
 
 
 class ObservationError(ValueError):
@@ -37,11 +38,6 @@ class ScanInput:
     angle_increment: float
     range_min: float
     range_max: float
-
-
-def wrap_angle(angle: np.ndarray | float) -> np.ndarray | float:
-    """Angle(s) wrapped into [-pi, pi)."""
-    return (np.asarray(angle) + math.pi) % (2.0 * math.pi) - math.pi
 
 
 class ScanResampler:

@@ -2,7 +2,7 @@ import math
 
 import numpy as np
 import pytest
-from policy_fixtures import small_card
+from rl_policy_node_test_support import small_card
 
 from rl_policy_node.observation import ObservationBuilder, ObservationError, ScanInput
 from rl_policy_node.policy_card import GoalSpec, ObservationSpec, ScanSpec, implicit_card

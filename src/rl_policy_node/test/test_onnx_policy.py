@@ -12,14 +12,16 @@ import onnx
 import pytest
 import torch
 from onnx import helper, numpy_helper
-from policy_fixtures import LinearTanhPolicy, NanPolicy, small_card, write_onnx, write_policy
-
-from rl_policy_node.onnx_policy import (
-    OnnxFileError,
-    OnnxParityError,
-    onnx_weights_sha256,
-    write_onnx_policy,
+from rl_policy_node_test_support import (
+    LinearTanhPolicy,
+    NanPolicy,
+    small_card,
+    write_onnx,
+    write_policy,
 )
+
+from rl_policy_node.onnx_export import OnnxParityError, write_onnx_policy
+from rl_policy_node.onnx_policy import OnnxFileError, onnx_weights_sha256
 from rl_policy_node.policy_card import CARD_FILENAME, ActionSpec
 from rl_policy_node.policy_loader import (
     RUNTIME_ONNX,

@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from policy_fixtures import small_card
+from rl_policy_node_test_support import small_card
 
 from rl_policy_node.policy_card import (
     CARD_FORMAT,

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from policy_fixtures import LinearTanhPolicy, NanPolicy, small_card, write_policy
+from rl_policy_node_test_support import LinearTanhPolicy, NanPolicy, small_card, write_policy
 
 from rl_policy_node.policy_card import CARD_FILENAME, ActionSpec
 from rl_policy_node.policy_loader import (

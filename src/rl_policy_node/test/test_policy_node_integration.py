@@ -13,16 +13,17 @@ import numpy as np
 import pytest
 import torch
 from nav_msgs.msg import Odometry
-from policy_fixtures import small_card, write_policy
-from policy_node_test_support import (
+from rl_policy_node_test_support import (
     NODE_MODULE,
     PolicyProbe,
     expected_action,
     expected_commands,
     load_recording,
     max_gap,
+    small_card,
     stateless_card,
     wait_until,
+    write_policy,
 )
 from std_msgs.msg import Bool
 

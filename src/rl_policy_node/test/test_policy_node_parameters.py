@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import yaml
-from policy_fixtures import small_card, write_policy
 from rclpy.parameter import Parameter
+from rl_policy_node_test_support import small_card, write_policy
 
 from rl_policy_node.policy_card import ActionSpec
 from rl_policy_node.policy_node import PolicyNode
@@ -127,7 +127,7 @@ def test_a_refused_atomic_set_changes_nothing(make_node, tmp_path):
 
 def test_messages_become_the_offline_observation_and_action(make_node, tmp_path):
     """Golden, in-process: the node's message conversion + tick give the core's numbers."""
-    from policy_node_test_support import (
+    from rl_policy_node_test_support import (
         goal_message,
         load_recording,
         odom_message,

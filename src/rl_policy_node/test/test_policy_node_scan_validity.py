@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from policy_node_test_support import load_recording, scan_message
+from rl_policy_node_test_support import load_recording, scan_message
 
 from rl_policy_node.policy_node import PolicyNode
 from rlguard_common import scan_validity

@@ -19,14 +19,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from policy_fixtures import write_onnx, write_policy
-from policy_node_test_support import (
+from rl_policy_node_test_support import (
     NODE_MODULE,
     PolicyProbe,
     expected_commands,
     load_recording,
     stateless_card,
     wait_until,
+    write_onnx,
+    write_policy,
 )
 
 WORKSPACE = Path(__file__).resolve().parents[3]
@@ -57,9 +58,9 @@ POLICY_PATH_SCRIPT = textwrap.dedent(
         pass
     from rl_policy_node.observation import ScanInput
     from rl_policy_node.policy_loader import set_inference_threads
-    from rl_policy_node.policy_runtime import (
-        OdomSample, PolicyController, ScanSample, prepare_policy,
-    )
+    from rl_policy_node.policy_inputs import OdomSample, ScanSample
+    from rl_policy_node.policy_runtime import PolicyController
+    from rl_policy_node.policy_slots import prepare_policy
 
     models, limits = sys.argv[1], (0.26, 2.0)
     set_inference_threads(1)
@@ -95,12 +96,9 @@ POLICY_PATH_SCRIPT = textwrap.dedent(
 def _same_run_in_process() -> list[list[float]]:
     """The commands the TorchScript file gives for the script's inputs (this process)."""
     from rl_policy_node.observation import ScanInput
-    from rl_policy_node.policy_runtime import (
-        OdomSample,
-        PolicyController,
-        ScanSample,
-        prepare_policy,
-    )
+    from rl_policy_node.policy_inputs import OdomSample, ScanSample
+    from rl_policy_node.policy_runtime import PolicyController
+    from rl_policy_node.policy_slots import prepare_policy
 
     slot = prepare_policy(MODELS / "nav_policy.pt", "nav_policy.pt", (0.26, 2.0))
     controller = PolicyController(source_timeout=1.0)

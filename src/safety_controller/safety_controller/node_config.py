@@ -12,8 +12,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from rlguard_common.parameters import ParameterSpec, load_node_parameters, parameter_defaults
 from safety_controller.footprint import Footprint
 from safety_controller.limits import VelocityLimits
 from safety_controller.safety_filter import SafetyConfig
@@ -30,99 +29,90 @@ WATCHDOG_TICKS = 2
 WATCHDOG_THRESHOLD = 1.25
 WATCHDOG_GAP = 1.5
 
-# name -> (default, description, (low, high) range or None, read_only)
-PARAMETERS: dict[str, tuple[object, str, tuple[float, float] | None, bool]] = {
-    "max_velocity": ([0.26, 1.82], "max [linear m/s, angular rad/s], each >= 0", None, False),
-    "min_velocity": (
-        [-0.26, -1.82],
-        "min [linear m/s, angular rad/s], each <= 0; negative linear allows reverse",
-        None,
-        False,
+PARAMETERS: dict[str, ParameterSpec] = {
+    "max_velocity": ParameterSpec([0.26, 1.82], "max [linear m/s, angular rad/s], each >= 0"),
+    "min_velocity": ParameterSpec(
+        [-0.26, -1.82], "min [linear m/s, angular rad/s], each <= 0; negative linear allows reverse"
     ),
-    "max_accel": ([1.5, 3.2], "max acceleration [m/s^2, rad/s^2], > 0", None, False),
-    "max_decel": (
+    "max_accel": ParameterSpec([1.5, 3.2], "max acceleration [m/s^2, rad/s^2], > 0"),
+    "max_decel": ParameterSpec(
         [-1.5, -3.2],
         "normal deceleration [m/s^2, rad/s^2], negative, at least as strong as max_accel",
-        None,
-        False,
     ),
-    "emergency_decel": (
+    "emergency_decel": ParameterSpec(
         [-1.6, -5.0],
         "deceleration for safety stops [m/s^2, rad/s^2], negative, at least max_decel; "
         "must be what the base can really do",
-        None,
-        False,
     ),
-    "velocity_timeout": (0.5, "s without cmd_vel_nav before braking to zero", (0.05, 10.0), False),
-    "source_timeout": (0.5, "s without scan before the robot counts as blind", (0.05, 10.0), False),
-    "odom_timeout": (0.5, "s without odom before the last output is used", (0.05, 10.0), False),
-    "feedback": (
+    "velocity_timeout": ParameterSpec(
+        0.5, "s without cmd_vel_nav before braking to zero", bounds=(0.05, 10.0)
+    ),
+    "source_timeout": ParameterSpec(
+        0.5, "s without scan before the robot counts as blind", bounds=(0.05, 10.0)
+    ),
+    "odom_timeout": ParameterSpec(
+        0.5, "s without odom before the last output is used", bounds=(0.05, 10.0)
+    ),
+    "feedback": ParameterSpec(
         "CLOSED_LOOP",
         "CLOSED_LOOP: scans are dead-reckoned on odom velocity while fresh; OPEN_LOOP: on "
         "the last output",
-        None,
-        False,
     ),
-    "reaction_time": (
+    "reaction_time": ParameterSpec(
         0.15,
         "s the guard assumes a command runs before braking; >= 1.5 times the longest gap "
         "between outputs (WATCHDOG_GAP / publish_rate)",
-        (0.0, 2.0),
-        False,
+        bounds=(0.0, 2.0),
     ),
-    "base_command_timeout": (
+    "base_command_timeout": ParameterSpec(
         0.15,
         "s the robot base keeps executing a command without a new one (its command "
         "watchdog, e.g. diff_drive_controller cmd_vel_timeout); warned about when longer "
         "than reaction_time, since the guard's reaction budget then does not cover it",
-        (0.01, 10.0),
-        False,
+        bounds=(0.01, 10.0),
     ),
-    "robot_radius": (0.11, "m, circular footprint when footprint is empty", (0.01, 5.0), False),
-    "footprint": ("", "polygon '[[x, y], ...]' in the base frame (m); empty: circle", None, False),
-    "safety_margin": (0.05, "m added around the footprint", (0.0, 1.0), False),
-    "lidar_x": (-0.032, "m, lidar position in the base frame", (-5.0, 5.0), False),
-    "lidar_y": (0.0, "m, lidar position in the base frame", (-5.0, 5.0), False),
-    "lidar_yaw": (0.0, "rad, lidar yaw in the base frame", (-math.pi, math.pi), False),
-    "allow_empty_scans": (
+    "robot_radius": ParameterSpec(
+        0.11, "m, circular footprint when footprint is empty", bounds=(0.01, 5.0)
+    ),
+    "footprint": ParameterSpec("", "polygon '[[x, y], ...]' in the base frame (m); empty: circle"),
+    "safety_margin": ParameterSpec(0.05, "m added around the footprint", bounds=(0.0, 1.0)),
+    "lidar_x": ParameterSpec(-0.032, "m, lidar position in the base frame", bounds=(-5.0, 5.0)),
+    "lidar_y": ParameterSpec(0.0, "m, lidar position in the base frame", bounds=(-5.0, 5.0)),
+    "lidar_yaw": ParameterSpec(0.0, "rad, lidar yaw in the base frame", bounds=(-math.pi, math.pi)),
+    "allow_empty_scans": ParameterSpec(
         False,
         "true: a scan without any return is an empty hall; false: once that lasts "
         "source_timeout the robot counts as blind (a covered or broken lidar looks exactly "
         "like an empty hall)",
-        None,
-        False,
     ),
-    "memory_time": (
+    "memory_time": ParameterSpec(
         2.0,
         "s an earlier scan may prove a direction the lidar does not see now free",
-        (0.0, 30.0),
-        False,
+        bounds=(0.0, 30.0),
     ),
-    "max_obstacle_speed": (
+    "max_obstacle_speed": ParameterSpec(
         0.5,
         "m/s cap on the estimated closing speed of moving obstacles; 0 treats every scan "
         "point as static",
-        (0.0, 3.0),
-        False,
+        bounds=(0.0, 3.0),
     ),
-    "intervention_window": (
-        5.0,
-        "s over which the intervention rate is taken",
-        (0.1, 600.0),
-        False,
+    "intervention_window": ParameterSpec(
+        5.0, "s over which the intervention rate is taken", bounds=(0.1, 600.0)
     ),
-    "base_frame_id": ("base_footprint", "frame of TwistStamped cmd_vel", None, False),
-    "enable_stamped_cmd_vel": (False, "publish TwistStamped instead of Twist", None, True),
-    "publish_rate": (
+    "base_frame_id": ParameterSpec("base_footprint", "frame of TwistStamped cmd_vel"),
+    "enable_stamped_cmd_vel": ParameterSpec(
+        False, "publish TwistStamped instead of Twist", read_only=True
+    ),
+    "publish_rate": ParameterSpec(
         20.0,
         "Hz of the control period: cmd_vel goes out on every command, and when commands stop "
         "at least every WATCHDOG_GAP periods",
-        (20.0, 200.0),
-        True,
+        bounds=(20.0, 200.0),
+        read_only=True,
     ),
 }
 
-DEFAULTS: dict[str, object] = {name: spec[0] for name, spec in PARAMETERS.items()}
+DEFAULTS: dict[str, object] = parameter_defaults(PARAMETERS)
 
 
 def floats(value: object) -> tuple[float, ...]:
@@ -142,14 +132,14 @@ def _number(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a number, got {value!r}")
     number = float(value)
-    bounds = PARAMETERS[name][2]
+    bounds = PARAMETERS[name].bounds
     if not math.isfinite(number) or (bounds is not None and not bounds[0] <= number <= bounds[1]):
         where = f" in [{bounds[0]}, {bounds[1]}]" if bounds is not None else ""
         raise ValueError(f"{name} must be finite{where}, got {value!r}")
     return number
 
 
-def complete(values: Mapping[str, object]) -> dict[str, object]:
+def complete(values: Mapping[str, object]) -> dict[str, Any]:
     """`values` over the defaults; ValueError naming any unknown parameter."""
     unknown = sorted(set(values) - set(PARAMETERS))
     if unknown:
@@ -167,7 +157,7 @@ def build_safety_config(values: Mapping[str, object]) -> tuple[SafetyConfig, Lid
     numbers = {
         name: _number(name, v[name])
         for name, spec in PARAMETERS.items()
-        if isinstance(spec[0], float)
+        if isinstance(spec.default, float)
     }
     feedback = str(v["feedback"])
     if feedback not in FEEDBACK_MODES:
@@ -213,8 +203,8 @@ def build_safety_config(values: Mapping[str, object]) -> tuple[SafetyConfig, Lid
 def base_horizon_problem(values: Mapping[str, object]) -> str | None:
     """A warning when the base may run a command longer than the guard's budget covers."""
     v = complete(values)
-    base = float(v["base_command_timeout"])  # type: ignore[arg-type]
-    reaction = float(v["reaction_time"])  # type: ignore[arg-type]
+    base = float(v["base_command_timeout"])
+    reaction = float(v["reaction_time"])
     if base > reaction:
         return (
             f"base_command_timeout {base:g} s > reaction_time {reaction:g} s: the base may "
@@ -229,19 +219,12 @@ def load_parameters(path: str | Path) -> dict[str, Any]:
     """The `safety_controller: ros__parameters:` mapping of a node YAML file, over defaults.
 
     ValueError (with the file named) when the file does not hold that mapping or names an
-    unknown parameter.
+    unknown parameter. ``use_sim_time``, which every node accepts, is not a filter value
+    and is left out.
     """
-    data = yaml.safe_load(Path(path).read_text())
-    try:
-        values = data[NODE_NAME]["ros__parameters"]
-    except (TypeError, KeyError) as exc:
-        raise ValueError(f"{path}: no '{NODE_NAME}: ros__parameters:' mapping") from exc
-    if not isinstance(values, dict):
-        raise ValueError(f"{path}: '{NODE_NAME}: ros__parameters:' is not a mapping")
-    try:
-        return complete(values)
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from exc
+    values = load_node_parameters(path, NODE_NAME, PARAMETERS)
+    values.pop("use_sim_time", None)
+    return values
 
 
 def load_safety_config(path: str | Path) -> tuple[SafetyConfig, LidarMount]:

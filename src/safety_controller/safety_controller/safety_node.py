@@ -7,28 +7,22 @@ the output goes to zero even when every upstream node has died.
 
 from __future__ import annotations
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist, TwistStamped
 from nav_msgs.msg import Odometry
-from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import (
-    DurabilityPolicy,
-    QoSProfile,
-    ReliabilityPolicy,
-    qos_profile_sensor_data,
-)
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Bool, Float32
 from std_srvs.srv import Trigger
 
-from rlguard_common.node_shutdown import interrupts_end_quietly
+from rlguard_common import topics
+from rlguard_common.node_support import declare_parameters, qos_profile, run_node
 from rlguard_common.scan_validity import REASONS as SCAN_REASONS
 from safety_controller.node_config import (
+    NODE_NAME,
     PARAMETERS,
     WATCHDOG_THRESHOLD,
     WATCHDOG_TICKS,
@@ -39,14 +33,6 @@ from safety_controller.safety_filter import SafetyConfig, SafetyFilter
 from safety_controller.scan_geometry import LidarMount
 from safety_controller.scan_input import CONVERSION_FAILED, feed_scan
 
-LATCHED = QoSProfile(
-    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-)
-# safety/estop is also read with a volatile subscription: a volatile publisher (a script,
-# `ros2 topic pub`, most hardware bridges) never matches a transient-local subscription.
-ESTOP_VOLATILE = QoSProfile(
-    depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE
-)
 # The scan could not be turned into points (a bug or a message the validator let through).
 SCAN_REJECTION_REASONS = (*SCAN_REASONS, CONVERSION_FAILED)
 # Filter states in which the robot cannot see or must not move: diagnostics ERROR.
@@ -55,21 +41,12 @@ ERROR_STATES = frozenset(
 )
 
 
-def _range(low: float, high: float) -> list[FloatingPointRange]:
-    return [FloatingPointRange(from_value=low, to_value=high, step=0.0)]
-
-
 class SafetyControllerNode(Node):
     """Limits, collision guard, latched e-stop and watchdogs between cmd_vel_nav and cmd_vel."""
 
     def __init__(self, **node_options: object) -> None:
-        super().__init__("safety_controller", **node_options)
-        for name, (default, description, bounds, read_only) in PARAMETERS.items():
-            descriptor = ParameterDescriptor(description=description, read_only=read_only)
-            if bounds is not None:
-                descriptor.floating_point_range = _range(*bounds)
-            self.declare_parameter(name, default, descriptor)
-        self._values = {name: self.get_parameter(name).value for name in PARAMETERS}
+        super().__init__(NODE_NAME, **node_options)
+        self._values = declare_parameters(self, PARAMETERS)
         config, mount = self._build(self._values)  # a bad launch file fails loudly here
         self._mount = mount
         self._filter = SafetyFilter(config)
@@ -84,41 +61,44 @@ class SafetyControllerNode(Node):
         self.add_post_set_parameters_callback(self._on_parameters_set)
 
         self._stamped = bool(self._values["enable_stamped_cmd_vel"])
-        reliable = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        command, latched = qos_profile(topics.COMMAND), qos_profile(topics.LATCHED)
+        reliable = qos_profile(topics.RELIABLE)
         self._cmd_pub = self.create_publisher(
-            TwistStamped if self._stamped else Twist, "cmd_vel", reliable
+            TwistStamped if self._stamped else Twist, topics.CMD_VEL, command
         )
-        self._scale_pub = self.create_publisher(Float32, "safety/scale", 10)
-        self._estop_pub = self.create_publisher(Bool, "safety/estop_active", LATCHED)
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._scale_pub = self.create_publisher(Float32, topics.SAFETY_SCALE, reliable)
+        self._estop_pub = self.create_publisher(Bool, topics.ESTOP_ACTIVE, latched)
+        self._diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, reliable)
 
-        self.create_subscription(Twist, "cmd_vel_nav", self._on_command, reliable)
-        self.create_subscription(LaserScan, "scan", self._on_scan, qos_profile_sensor_data)
-        best_effort = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
-        self.create_subscription(Odometry, "odom", self._on_odom, best_effort)
+        self.create_subscription(Twist, topics.NAV_CMD_VEL, self._on_command, command)
+        sensor_data = qos_profile(topics.SENSOR_DATA)
+        self.create_subscription(LaserScan, topics.SCAN, self._on_scan, sensor_data)
+        self.create_subscription(Odometry, topics.ODOM, self._on_odom, sensor_data)
         # Both durabilities, so volatile and transient-local publishers alike are heard;
-        # a transient-local one is heard twice, which the latch ignores.
+        # a transient-local one is heard twice, which the latch ignores. A volatile
+        # publisher (a script, `ros2 topic pub`, most hardware bridges) never matches the
+        # transient-local subscription.
         self.create_subscription(
             Bool,
-            "safety/estop",
+            topics.ESTOP,
             self._on_estop,
-            LATCHED,
+            latched,
             # A volatile publisher never matches this one (the other subscription hears
             # it): no incompatible-QoS warning from here.
             event_callbacks=SubscriptionEventCallbacks(use_default_callbacks=False),
         )
         self.create_subscription(
             Bool,
-            "safety/estop",
+            topics.ESTOP,
             self._on_estop,
-            ESTOP_VOLATILE,
+            reliable,
             event_callbacks=SubscriptionEventCallbacks(
                 incompatible_qos=self._on_incompatible_estop_publisher,
                 use_default_callbacks=False,
             ),
         )
-        self.create_service(Trigger, "safety/reset", self._on_reset)
-        self.create_service(Trigger, "safety/trigger_estop", self._on_trigger_estop)
+        self.create_service(Trigger, topics.SAFETY_RESET, self._on_reset)
+        self.create_service(Trigger, topics.SAFETY_TRIGGER_ESTOP, self._on_trigger_estop)
 
         self._estop_reported: bool | None = None
         self._publish_estop_state()
@@ -341,24 +321,7 @@ class SafetyControllerNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Run the safety controller until shutdown (Ctrl-C, even repeated, ends it with code 0)."""
-    with interrupts_end_quietly():
-        rclpy.init(args=args)
-        node = None
-        try:
-            node = SafetyControllerNode()
-            executor = SingleThreadedExecutor()
-            executor.add_node(node)
-            executor.spin()
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
-        except Exception:
-            if rclpy.ok():
-                raise
-            # the signal shut the context down under the executor: that is the shutdown
-        finally:
-            if node is not None:
-                node.destroy_node()
-            rclpy.try_shutdown()
+    run_node(SafetyControllerNode, args)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import math
 import numpy as np
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from safety_test_limits import TEST_LIMITS
+from safety_controller_test_support import TEST_LIMITS
 
 from safety_controller.footprint import Footprint, parse_polygon
 from safety_controller.safety_filter import (

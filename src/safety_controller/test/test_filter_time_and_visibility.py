@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from safety_test_limits import TEST_LIMITS
+from safety_controller_test_support import TEST_LIMITS
 
 from safety_controller.collision_guard import guard_command
 from safety_controller.limits import reachable_box

@@ -2,7 +2,7 @@ import math
 
 import numpy as np
 import pytest
-from safety_test_limits import TEST_LIMITS
+from safety_controller_test_support import TEST_LIMITS
 
 from safety_controller.footprint import Footprint
 from safety_controller.safety_filter import (

@@ -58,10 +58,10 @@ def test_defaults_build_and_match_the_config_file(workspace_root):
 
 
 def test_every_parameter_is_documented_and_defaults_lie_in_their_range():
-    for name, (default, description, bounds, _) in PARAMETERS.items():
-        assert len(description) > 10, name
-        if bounds is not None:
-            assert bounds[0] <= default <= bounds[1], name
+    for name, spec in PARAMETERS.items():
+        assert len(spec.description) > 10, name
+        if spec.bounds is not None:
+            assert spec.bounds[0] <= spec.default <= spec.bounds[1], name
 
 
 def test_new_parameters_reach_the_filter_config():
@@ -129,6 +129,9 @@ def test_yaml_files_are_checked(tmp_path):
     partial = tmp_path / "partial.yaml"
     partial.write_text("safety_controller:\n  ros__parameters:\n    memory_time: 1.0\n")
     assert load_safety_config(partial)[0].memory_time == 1.0
+    sim_time = tmp_path / "sim_time.yaml"
+    sim_time.write_text("safety_controller:\n  ros__parameters:\n    use_sim_time: true\n")
+    assert load_parameters(sim_time) == DEFAULTS  # every node takes it; not a filter value
 
 
 def test_the_config_module_stays_free_of_ros():

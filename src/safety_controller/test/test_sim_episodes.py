@@ -20,7 +20,7 @@ from safety_controller.scan_geometry import LidarMount
 sim_core = pytest.importorskip("sim_bringup.sim_core")
 robot_profile = pytest.importorskip("rlguard_common.robot_profile")
 world = pytest.importorskip("rlguard_common.world")
-campaign = pytest.importorskip("rlguard_tools.reliability_campaign")
+campaign = pytest.importorskip("rlguard_tools.campaign")
 clearance = campaign.clearance
 random_start = campaign.random_start
 

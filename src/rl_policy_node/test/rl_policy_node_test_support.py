@@ -1,9 +1,13 @@
-"""A scripted probe for the rl_policy_node integration tests, and offline expectations.
+"""Helpers for the rl_policy_node tests: small policies and cards, and a scripted probe.
 
-The probe publishes a recorded scan/odom (from the golden observation data) at 20 Hz
-with fresh stamps, sends goals and enable flags, records every command with its
-arrival time, and reads `policy/active` and `/diagnostics`. It spins in a background
-thread so the test body can wait on plain conditions.
+Policies: `LinearTanhPolicy` and `NanPolicy` modules, `small_card`, and writers of
+TorchScript (`write_policy`) and ONNX (`write_onnx`) files.
+
+The probe (`PolicyProbe`) publishes a recorded scan/odom (from the golden observation
+data) at 20 Hz with fresh stamps, sends goals and enable flags, records every command
+with its arrival time, and reads `policy/active` and `/diagnostics`. It spins in a
+background thread so the test body can wait on plain conditions. `expected_commands`
+and `expected_action` give what the core computes offline on the same recording.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
+import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry
@@ -26,26 +31,181 @@ from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.qos import (
-    DurabilityPolicy,
-    QoSProfile,
-    ReliabilityPolicy,
-    qos_profile_sensor_data,
-)
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
 from rl_policy_node.action_scaling import action_to_velocity
 from rl_policy_node.observation import ObservationBuilder, ScanInput
-from rl_policy_node.policy_card import PolicyCard
-from rl_policy_node.policy_loader import load_policy
+from rl_policy_node.policy_card import (
+    ActionSpec,
+    GoalSpec,
+    ObservationSpec,
+    PolicyCard,
+    ScanSpec,
+    VelocitySpec,
+)
+from rl_policy_node.policy_inputs import OdomSample, ScanSample
+from rl_policy_node.policy_loader import load_policy, save_policy
+from rl_policy_node.policy_runtime import PolicyController
+from rl_policy_node.policy_slots import PolicySlot, prepare_policy
+from rlguard_common import topics
+from rlguard_common.node_support import qos_profile
+
+# ---------------------------------------------------------------- policies and cards
+
+
+class LinearTanhPolicy(torch.nn.Module):
+    """obs[B, D] -> tanh(W obs + b)[B, 2], deterministic weights from a seed."""
+
+    def __init__(self, inputs: int, outputs: int = 2, seed: int = 0, bias: float = 0.0) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        self.weight = torch.nn.Parameter(torch.randn(outputs, inputs, generator=generator) * 0.1)
+        self.bias = torch.nn.Parameter(torch.full((outputs,), bias))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(obs @ self.weight.T + self.bias)
+
+
+class NanPolicy(torch.nn.Module):
+    """Returns NaN for every input (a diverged network)."""
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.full((obs.shape[0], 2), float("nan")) + obs[:, :2] * 0.0
+
+
+def small_card(sectors: int = 16, fov_deg: float = 360.0, **changes: object) -> PolicyCard:
+    """A compact card: `sectors` min-reduced scan values, capped goal, velocity, prev action."""
+    card = PolicyCard(
+        name="test-policy",
+        version="1.0.0",
+        created="2026-01-01T00:00:00Z",
+        observation=ObservationSpec(
+            scan=ScanSpec(sectors=sectors, field_of_view_deg=fov_deg, range_cap=3.5),
+            goal=GoalSpec(distance_cap=5.0),
+            velocity=VelocitySpec(linear_scale=0.26, angular_scale=1.82),
+            previous_action=True,
+            history_length=1,
+        ),
+        action=ActionSpec(linear=(-0.1, 0.26), angular=(-1.82, 1.82)),
+    )
+    return card.with_updates(**changes) if changes else card
+
+
+def write_policy(
+    path: Path, card: PolicyCard | None, inputs: int | None = None, seed: int = 0
+) -> Path:
+    """Trace a LinearTanhPolicy and save it, with `card` embedded unless None."""
+    size = inputs if inputs is not None else (card.observation.size if card else 69)
+    module = torch.jit.trace(LinearTanhPolicy(size, seed=seed), torch.zeros(1, size))
+    if card is None:
+        torch.jit.save(module, str(path))
+    else:
+        save_policy(module, path, card)
+    return path
+
+
+def write_onnx(
+    path: Path,
+    card: PolicyCard | None,
+    inputs: int | None = None,
+    seed: int = 0,
+    module: torch.nn.Module | None = None,
+) -> Path:
+    """Export a LinearTanhPolicy (or `module`) as an ONNX file, `card` in its metadata.
+
+    With a card, its sha256 is set from the module's weights (as `save_policy` does), so
+    `write_policy` and `write_onnx` of the same seed give twins with one sha256.
+    """
+    from rl_policy_node.onnx_export import onnx_bytes_from_module
+    from rl_policy_node.policy_loader import weights_sha256
+
+    size = inputs if inputs is not None else (card.observation.size if card else 69)
+    module = module if module is not None else LinearTanhPolicy(size, seed=seed).eval()
+    text = card.with_updates(weights_sha256=weights_sha256(module)).to_json() if card else ""
+    data = onnx_bytes_from_module(module, size, text) if text else _bare_onnx(module, size)
+    path.write_bytes(data)
+    return path
+
+
+def _bare_onnx(module: torch.nn.Module, size: int) -> bytes:
+    """ONNX bytes of `module` without metadata (a card-less file)."""
+    import onnx
+
+    from rl_policy_node.onnx_export import onnx_bytes_from_module
+
+    model = onnx.load_from_string(onnx_bytes_from_module(module, size, "{}"))
+    del model.metadata_props[:]
+    return model.SerializeToString()
+
+
+# ------------------------------------------------------------ controller-level inputs
+
+LIMITS = (0.26, 1.82)
+SEC = 1_000_000_000
+T0 = 100 * SEC
+_DEFAULT_CARD = object()
+
+
+def scan_input(beams: int = 360, fov_deg: float = 360.0) -> ScanInput:
+    """A smooth synthetic scan of `beams` beams over `fov_deg`, centred ahead."""
+    fov = math.radians(fov_deg)
+    full = fov_deg >= 360.0
+    increment = fov / beams if full else fov / (beams - 1)
+    ranges = 1.0 + 0.5 * np.sin(np.arange(beams) * 0.1)
+    return ScanInput(ranges, -fov / 2, increment, 0.1, 6.0)
+
+
+def prepared_slot(
+    tmp_path: Path,
+    name: str = "p.pt",
+    seed: int = 0,
+    card: object = _DEFAULT_CARD,
+    **kwargs: object,
+) -> PolicySlot:
+    """A LinearTanhPolicy written to `tmp_path/name` and prepared under `LIMITS`.
+
+    ``card`` defaults to `small_card()`; None writes a card-less file.
+    """
+    card = small_card() if card is _DEFAULT_CARD else card
+    path = write_policy(tmp_path / name, card, seed=seed)
+    return prepare_policy(path, name, LIMITS, **kwargs)
+
+
+def controller_with_inputs(
+    slot: PolicySlot | None = None, now: int = T0, **kwargs: object
+) -> PolicyController:
+    """A controller with `slot` installed, fresh scan and odom at `now`, and a goal."""
+    controller = PolicyController(**kwargs)
+    controller.install(slot)
+    controller.scan = ScanSample(scan_input(), now, now)
+    controller.odom = OdomSample((0.0, 0.0, 0.3), (0.1, 0.2), now, now)
+    controller.set_goal(3.0, 1.0)
+    return controller
+
+
+class NanOnInput(torch.nn.Module):
+    """Finite on the all-zero load check, NaN on any real observation."""
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        zeros = torch.zeros(obs.shape[0], 2)
+        live = obs.abs().sum(dim=1, keepdim=True) > 0
+        return torch.where(live, torch.full_like(zeros, float("nan")), zeros)
+
+
+def nan_on_input_policy(tmp_path: Path) -> Path:
+    """A carded TorchScript file of `NanOnInput` (passes loading, fails a live dry run)."""
+    path = tmp_path / "nan.pt"
+    save_policy(torch.jit.script(NanOnInput()), path, small_card())
+    return path
+
+
+# ------------------------------------------------------ recorded inputs and the probe
+
 
 GOLDEN = Path(__file__).parent / "data" / "golden_observations.json"
 NODE_MODULE = "rl_policy_node.policy_node"
-LATCHED = QoSProfile(
-    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,8 +253,6 @@ def load_recording(case: str = "compact-270") -> Recording:
 
 def stateless_card(sectors: int = 24, fov_deg: float = 240.0) -> PolicyCard:
     """A card without previous action or history: constant inputs give a constant command."""
-    from policy_fixtures import small_card
-
     card = small_card(sectors, fov_deg)
     return card.with_updates(
         observation=dataclasses.replace(card.observation, previous_action=False)
@@ -105,8 +263,6 @@ def expected_commands(
     path: Path, recording: Recording, ticks: int = 1, max_velocity=(0.26, 1.82)
 ) -> list[tuple[float, float]]:
     """Commands the core computes offline for `ticks` ticks on the constant recording."""
-    from rl_policy_node.policy_card import ActionSpec
-
     implicit = ActionSpec((-max_velocity[0], max_velocity[0]), (-max_velocity[1], max_velocity[1]))
     policy = load_policy(path, implicit_action=implicit)
     builder = ObservationBuilder(policy.card.observation)
@@ -208,10 +364,13 @@ class PolicyProbe:
         gc.callbacks.append(self._on_gc)
         self.node = rclpy.create_node("policy_probe", context=context)
         node = self.node
-        self.scan_pub = node.create_publisher(LaserScan, "scan", qos_profile_sensor_data)
-        self.odom_pub = node.create_publisher(Odometry, "odom", 10)
-        self.goal_pub = node.create_publisher(PoseStamped, "goal_pose", 10)
-        self.enable_pub = node.create_publisher(Bool, "policy/enable", LATCHED)
+        latched = qos_profile(topics.LATCHED)
+        self.scan_pub = node.create_publisher(
+            LaserScan, topics.SCAN, qos_profile(topics.SENSOR_DATA)
+        )
+        self.odom_pub = node.create_publisher(Odometry, topics.ODOM, 10)
+        self.goal_pub = node.create_publisher(PoseStamped, topics.GOAL_POSE, 10)
+        self.enable_pub = node.create_publisher(Bool, topics.POLICY_ENABLE, latched)
         self.lock = threading.Lock()
         self.commands: list[tuple[float, float, float]] = []
         self.shadow_commands: list[tuple[float, float, float]] = []
@@ -220,12 +379,12 @@ class PolicyProbe:
         self.diagnostics_message = ""
         self.diagnostics_level = -1
         self.status_name = f"{node_name}: policy"
-        node.create_subscription(Twist, "policy/cmd_vel", self._on_cmd, 50)
-        node.create_subscription(Twist, "policy/shadow/cmd_vel", self._on_shadow, 50)
-        node.create_subscription(Bool, "policy/active", self._on_active, LATCHED)
-        node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        node.create_subscription(Twist, topics.POLICY_CMD_VEL, self._on_cmd, 50)
+        node.create_subscription(Twist, topics.POLICY_SHADOW_CMD_VEL, self._on_shadow, 50)
+        node.create_subscription(Bool, topics.POLICY_ACTIVE, self._on_active, latched)
+        node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diagnostics, 10)
         self.set_client = node.create_client(SetParameters, f"/{node_name}/set_parameters")
-        self.reload_client = node.create_client(Trigger, "policy/reload")
+        self.reload_client = node.create_client(Trigger, topics.POLICY_RELOAD)
         # Feed settings the test may change while the probe runs.
         self.feed_scan = True
         self.feed_odom = True
@@ -268,7 +427,7 @@ class PolicyProbe:
             ),
             timeout,
         ), "policy node did not come up"
-        assert wait_until(lambda: self.node.count_publishers("policy/cmd_vel") > 0, timeout)
+        assert wait_until(lambda: self.node.count_publishers(topics.POLICY_CMD_VEL) > 0, timeout)
         time.sleep(0.3)  # let the command subscription's match settle on both sides
 
     def send_goal(self, x: float, y: float, frame: str = "odom") -> None:

@@ -1,4 +1,4 @@
-"""Velocity limits shared by the safety_controller unit and property tests."""
+"""Helpers for the safety_controller tests: velocity limits the unit and property tests share."""
 
 from safety_controller.limits import VelocityLimits
 

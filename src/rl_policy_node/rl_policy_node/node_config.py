@@ -1,0 +1,64 @@
+"""The policy node's parameters as plain data (no rclpy): name, default, description, range.
+
+The node declares them from `PARAMETERS` (`rlguard_common.node_support`); the defaults
+match ``config/rl_policy_node.yaml``.
+"""
+
+from __future__ import annotations
+
+from rlguard_common.parameters import ParameterSpec
+
+NODE_NAME = "rl_policy_node"
+
+PARAMETERS: dict[str, ParameterSpec] = {
+    "model_path": ParameterSpec(
+        "",
+        "Policy file (TorchScript with card); relative paths resolve against models_dir. "
+        "Empty: no model, the node stays inactive. Setting it loads, checks and swaps.",
+    ),
+    "shadow_model_path": ParameterSpec(
+        "",
+        "Optional second policy run on the same observation; publishes "
+        "policy/shadow/cmd_vel and its divergence, never drives. Empty: off.",
+    ),
+    "models_dir": ParameterSpec(
+        "",
+        "Directory for relative model paths. Empty: $RLGUARD_MODELS_DIR, else the installed "
+        "share/rl_policy_node/models, else $RLGUARD_WORKSPACE/models, else ./models.",
+    ),
+    "enabled_on_start": ParameterSpec(
+        True,
+        "Produce commands from start-up (policy/enable switches at run time).",
+        read_only=True,
+    ),
+    "control_rate_hz": ParameterSpec(
+        20.0, "Control loop rate (Hz).", bounds=(1.0, 1000.0), read_only=True
+    ),
+    "source_timeout": ParameterSpec(
+        0.5,
+        "scan/odom older than this (header stamp or arrival, s) stop the policy.",
+        bounds=(0.01, 10.0),
+    ),
+    "goal_tolerance": ParameterSpec(
+        0.08,
+        "Distance to the goal (m) at which it counts as reached: one zero, then inactive.",
+        bounds=(0.0, 10.0),
+    ),
+    "max_velocity": ParameterSpec(
+        [0.26, 1.82],
+        "[linear m/s, angular rad/s]: a card exceeding these is refused; card-less "
+        "policies map -1..1 to -max..max.",
+    ),
+    "max_inference_ms": ParameterSpec(
+        25.0,
+        "An inference slower than this (ms) is an overrun: its command is dropped.",
+        bounds=(0.001, 1000.0),
+    ),
+    "device": ParameterSpec("cpu", "Torch device: cpu, or cuda / cuda:N when CUDA is available."),
+    "warmup_runs": ParameterSpec(
+        10, "Inferences run on a candidate model before it may drive.", bounds=(1, 1000)
+    ),
+    "publish_inference_ms": ParameterSpec(
+        False, "Publish each inference time on policy/inference_ms."
+    ),
+}
