@@ -3,7 +3,8 @@
 Every test process gets its own ROS_DOMAIN_ID and keeps discovery on loopback, set
 before anything imports rclpy, so concurrent test runs on one machine never see each
 other's topics. Packages are importable from `src/` without sourcing the colcon
-install, and node processes started by tests inherit the same environment.
+install (pyproject.toml's pytest `pythonpath`), and node processes started by tests inherit
+the same environment.
 """
 
 from __future__ import annotations
@@ -33,10 +34,7 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 os.environ["RLGUARD_WORKSPACE"] = str(WORKSPACE_ROOT)
 
-# Test helper modules (uniquely named) live beside the tests in src/<pkg>/test.
-for import_dir in [p / "test" for p in PACKAGE_DIRS] + PACKAGE_DIRS:
-    if import_dir.is_dir() and str(import_dir) not in sys.path:
-        sys.path.insert(0, str(import_dir))
+# Node processes started by tests import the packages from the source tree too.
 os.environ["PYTHONPATH"] = os.pathsep.join(
     [str(p) for p in PACKAGE_DIRS]
     + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]

@@ -19,10 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from rlguard_tools.benchlib import WORKSPACE_ROOT, machine_info  # noqa: E402
+from rlguard_tools.benchlib import WORKSPACE_ROOT, machine_info
 
 
 def _fmt(value: object) -> str:

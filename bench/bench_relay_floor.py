@@ -10,7 +10,6 @@ from the policy's publish to cmd_vel, and from a scan to cmd_vel) at 20 Hz and 1
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -18,16 +17,11 @@ from pathlib import Path
 import rclpy
 from geometry_msgs.msg import TwistStamped
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rlguard_tools.benchlib import bench_arguments, summarize, write_results
+from rlguard_tools.process_runner import NodeProcess, NodeSpec
+from rlguard_tools.stack_bench.relay_node import RELAY_QOS as QOS
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "src" / "sim_bringup"))
-
-from rlguard_tools.benchlib import bench_arguments, summarize, write_results  # noqa: E402
-from rlguard_tools.process_runner import NodeProcess, NodeSpec  # noqa: E402
-
-QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+RELAY_MODULE = "rlguard_tools.stack_bench.relay_node"
 
 
 def measure_chain(hops: int, rate_hz: float, messages: int, env: dict[str, str]) -> list[float]:
@@ -37,11 +31,11 @@ def measure_chain(hops: int, rate_hz: float, messages: int, env: dict[str, str])
     relays = [
         NodeProcess(
             NodeSpec(
-                module="relay_node",
+                module=RELAY_MODULE,
                 name=f"relay_{i}",
                 remappings={"in": topics[i], "out": topics[i + 1]},
             ),
-            env={**env, "PYTHONPATH": str(HERE) + os.pathsep + env.get("PYTHONPATH", "")},
+            env=env,
             log_dir=log_dir,
         ).start()
         for i in range(hops)

@@ -32,18 +32,23 @@ timestamps; sent times are this machine's wall clock, the same clock as those ti
 from __future__ import annotations
 
 import bisect
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from rlguard_tools.benchlib import bench_arguments, summarize, write_results
 
-from rlguard_tools.benchlib import bench_arguments, summarize, write_results  # noqa: E402
-
-from rlguard_tools import stack_bench as sb  # noqa: E402
+from rlguard_common.topics import (
+    CMD_VEL,
+    ESTOP,
+    LATCHED,
+    NAV_CMD_VEL,
+    POLICY_CMD_VEL,
+    SAFETY_RESET,
+    SAFETY_TRIGGER_ESTOP,
+)
+from rlguard_tools import stack_bench as sb
 
 RATE_HZ = 20.0
 PERIOD_MS = 1e3 / RATE_HZ
@@ -77,7 +82,7 @@ def _is_zero(sample: sb.Sample) -> bool:
 
 def _wait_for_policy_commands(probe: sb.Probe, after_ns: int, timeout: float = 30.0) -> bool:
     """Wait until cmd_vel carries the policy's codes again (after `after_ns`)."""
-    out = probe.samples["cmd_vel"]
+    out = probe.samples[CMD_VEL]
     return probe.spin_until(
         lambda: sum(1 for s in out[-10:] if s.code is not None and s.received_ns > after_ns) >= 3,
         timeout,
@@ -90,25 +95,21 @@ def measure_estop(run: sb.StackRun, repetitions: int) -> dict[str, dict[str, lis
     Per path, `received` (at the probe's reader) and `published` (the safety controller's
     publish call), each from the moment the request was sent.
     """
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from std_msgs.msg import Bool
     from std_srvs.srv import Trigger
 
-    latched = QoSProfile(
-        depth=1,
-        reliability=ReliabilityPolicy.RELIABLE,
-        durability=DurabilityPolicy.TRANSIENT_LOCAL,
-    )
+    from rlguard_common.node_support import qos_profile
+
     probe = run.probe
     node = probe.node
-    trigger = node.create_client(Trigger, "safety/trigger_estop")
-    reset = node.create_client(Trigger, "safety/reset")
-    estop = node.create_publisher(Bool, "safety/estop", latched)
+    trigger = node.create_client(Trigger, SAFETY_TRIGGER_ESTOP)
+    reset = node.create_client(Trigger, SAFETY_RESET)
+    estop = node.create_publisher(Bool, ESTOP, qos_profile(LATCHED))
     trigger.wait_for_service(timeout_sec=10.0)
     reset.wait_for_service(timeout_sec=10.0)
     probe.spin_until(lambda: estop.get_subscription_count() > 0, 10.0)
     spans = {path: {"received": [], "published": []} for path in ESTOP_PATHS}
-    out = probe.samples["cmd_vel"]
+    out = probe.samples[CMD_VEL]
     for repetition in range(repetitions + 1):  # the first round warms both paths up
         for path in ESTOP_PATHS:
             _wait_for_policy_commands(probe, time.time_ns())
@@ -138,7 +139,7 @@ def measure_estop(run: sb.StackRun, repetitions: int) -> dict[str, dict[str, lis
 def measure_death(run: sb.StackRun, repetitions: int) -> dict[str, list[float]]:
     """SIGKILL hybrid_fallback, time the zero cmd_vel, restart it; ms per repetition."""
     probe = run.probe
-    out, nav = probe.samples["cmd_vel"], probe.samples["cmd_vel_nav"]
+    out, nav = probe.samples[CMD_VEL], probe.samples[NAV_CMD_VEL]
     hybrid = run.runner.process("hybrid_fallback")
     spans: dict[str, list[float]] = {"kill_to_zero": [], "last_nav_to_zero": [], "sim": []}
     for _ in range(repetitions):
@@ -182,7 +183,7 @@ def measure_swaps(run: sb.StackRun, models: list[Path], swaps: int) -> dict[str,
     from rclpy.parameter import Parameter
 
     probe = run.probe
-    policy = probe.samples["policy/cmd_vel"]
+    policy = probe.samples[POLICY_CMD_VEL]
     client = probe.node.create_client(SetParameters, "/rl_policy_node/set_parameters")
     client.wait_for_service(timeout_sec=10.0)
     per_block = swaps // SWAP_BLOCKS

@@ -37,17 +37,13 @@ publish_rate of the safety controller):
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from rlguard_tools.benchlib import bench_arguments, summarize, write_results
 
-from rlguard_tools.benchlib import bench_arguments, summarize, write_results  # noqa: E402
-
-from rlguard_tools import stack_bench as sb  # noqa: E402
+from rlguard_tools import stack_bench as sb
 
 # (rate Hz, floor window s, stack window s); the windows give >= 500 commands at 20 Hz.
 RATES = ((20.0, 25.0, 30.0), (100.0, 15.0, 20.0))

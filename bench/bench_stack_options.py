@@ -22,17 +22,13 @@ windows are pooled. Default: 2 rounds at 20 Hz (~3.5 min); `--rates 20,100` adds
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from rlguard_tools.benchlib import WORKSPACE_ROOT, write_results
 
-from rlguard_tools.benchlib import WORKSPACE_ROOT, write_results  # noqa: E402
-
-from rlguard_tools import stack_bench as sb  # noqa: E402
+from rlguard_tools import stack_bench as sb
 
 NODES = ["rl_policy_node", "hybrid_fallback", "safety_controller"]
 LAYOUTS = (

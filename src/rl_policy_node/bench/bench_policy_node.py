@@ -29,10 +29,8 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from rlguard_tools import benchlib  # noqa: E402
+from rlguard_common.topics import POLICY_CMD_VEL
+from rlguard_tools import benchlib
 
 SECTORS = 60  # 60 scan sectors + goal 3 + velocity 2 + previous action 2 = 67 inputs
 HIDDEN = 256
@@ -44,13 +42,13 @@ WARMUP_SECONDS = 0.3
 MIN_SWEEP_HZ = 300  # sweep at least this far, so one overloaded moment does not end it
 
 # The sink leaves when the benchmark process is gone, however that ended.
-SUBSCRIBER = """
+SUBSCRIBER = f"""
 import os, rclpy
 from geometry_msgs.msg import Twist
 parent = os.getppid()
 rclpy.init()
 node = rclpy.create_node("bench_cmd_sink")
-node.create_subscription(Twist, "policy/cmd_vel", lambda m: None, 10)
+node.create_subscription(Twist, {POLICY_CMD_VEL!r}, lambda m: None, 10)
 print("ready", flush=True)
 try:
     while rclpy.ok() and os.getppid() == parent:
@@ -104,7 +102,7 @@ def _feed(node) -> None:
     import numpy as np
 
     from rl_policy_node.observation import ScanInput
-    from rl_policy_node.policy_runtime import OdomSample, ScanSample
+    from rl_policy_node.policy_inputs import OdomSample, ScanSample
 
     now = node.get_clock().now().nanoseconds
     beams = 360
@@ -211,7 +209,7 @@ class _BareTimer:
         import rclpy
         from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 
-        from rl_policy_node.policy_runtime import TickMonitor
+        from rl_policy_node.tick_stats import TickMonitor
 
         self.node = rclpy.create_node("bench_bare_timer")
         self.monitor = TickMonitor(1.0 / rate_hz)
@@ -304,9 +302,9 @@ def main() -> None:
             models = [_mlp_policy(Path(tmp) / f"mlp{i}.pt", seed=i) for i in range(2)]
             node = _node(models[0])
             deadline = time.monotonic() + 5.0
-            while node.count_subscribers("policy/cmd_vel") == 0 and time.monotonic() < deadline:
+            while node.count_subscribers(POLICY_CMD_VEL) == 0 and time.monotonic() < deadline:
                 time.sleep(0.05)
-            figures["subscribers"] = {"value": node.count_subscribers("policy/cmd_vel")}
+            figures["subscribers"] = {"value": node.count_subscribers(POLICY_CMD_VEL)}
             _per_tick(node, figures)
             _swaps(node, models, figures)
             node.destroy_node()

@@ -28,10 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from rlguard_tools import benchlib  # noqa: E402
+from rlguard_tools import benchlib
 
 MODELS = benchlib.WORKSPACE_ROOT / "models"
 FILES = {"torchscript": MODELS / "nav_policy.pt", "onnxruntime": MODELS / "nav_policy.onnx"}
@@ -135,8 +132,7 @@ def _inference(slots: dict, figures: dict) -> None:
 
 
 def _ticks(figures: dict) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_policy_node import _feed
+    from bench_policy_node import _feed  # the sibling script, run from this directory
     from rclpy.parameter import Parameter
 
     from rl_policy_node.policy_node import PolicyNode
@@ -185,7 +181,7 @@ def main() -> None:
     import rclpy
 
     from rl_policy_node.policy_loader import set_inference_threads
-    from rl_policy_node.policy_runtime import prepare_policy
+    from rl_policy_node.policy_slots import prepare_policy
 
     set_inference_threads(1)
     loads: dict[str, list[float]] = {runtime: [] for runtime in FILES}

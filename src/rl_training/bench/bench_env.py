@@ -5,24 +5,19 @@ Run: python src/rl_training/bench/bench_env.py --out /tmp/bench
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from dataclasses import replace
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
+import numpy as np
+from rlguard_tools.benchlib import WORKSPACE_ROOT, bench_arguments, summarize, write_results
 
-import numpy as np  # noqa: E402
-from rlguard_tools.benchlib import bench_arguments, summarize, write_results  # noqa: E402
+from rl_training.config import load_config
+from rl_training.nav_env import NavEnv
+from rl_training.rollouts import CollectJob, Normalizer, collector
+from rl_training.train import make_vec_env, train
 
-from rl_training.config import load_config  # noqa: E402
-from rl_training.imitation import CollectJob, Normalizer, collector  # noqa: E402
-from rl_training.nav_env import NavEnv  # noqa: E402
-from rl_training.train import make_vec_env, train  # noqa: E402
-
-WORKSPACE = Path(__file__).resolve().parents[3]
-CONFIG = WORKSPACE / "config" / "training" / "nav_ppo.yaml"
+CONFIG = WORKSPACE_ROOT / "config" / "training" / "nav_ppo.yaml"
 WINDOW_STEPS = 500  # env steps per rate sample
 STAGE = 3  # the last curriculum stage: generated clutter, moving obstacles, shipped legs
 

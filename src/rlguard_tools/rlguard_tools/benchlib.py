@@ -16,7 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-WORKSPACE_ROOT = Path(__file__).resolve().parent.parent
+from rlguard_common.profile_yaml import workspace_root
+
+# The workspace the benchmarks run in ($RLGUARD_WORKSPACE or the source tree), else here.
+WORKSPACE_ROOT = workspace_root() or Path.cwd()
 
 
 def machine_info() -> dict[str, object]:

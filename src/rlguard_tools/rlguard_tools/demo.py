@@ -29,34 +29,47 @@ from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import (
-    DurabilityPolicy,
-    QoSProfile,
-    ReliabilityPolicy,
-    qos_profile_sensor_data,
-)
-from rlguard_tools.demo_report import Action, DemoLog, DemoScript, Sample, plot_trajectory
-from rlguard_tools.mcap_recording import McapRecorder
-from rlguard_tools.stack_runner import StackOptions, StackRunner, config_dir
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Bool, Float32, String, UInt32
 from std_srvs.srv import Trigger
 
-from rlguard_common.world import load_world
-
-LATCHED = QoSProfile(
-    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+from rlguard_common.node_support import qos_profile
+from rlguard_common.topics import (
+    CMD_VEL,
+    DIAGNOSTICS,
+    HYBRID_MODE,
+    ODOM,
+    POLICY_CMD_VEL,
+    POLICY_ENABLE,
+    SAFETY_RESET,
+    SAFETY_SCALE,
+    SAFETY_TRIGGER_ESTOP,
+    SCAN,
+    SENSOR_DATA,
+    SIM_AT_FAULT_COLLISIONS,
+    SIM_COLLISIONS,
+    SIM_GROUND_TRUTH,
+    QosSpec,
 )
-RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-BEST_EFFORT = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+from rlguard_common.topics import LATCHED as LATCHED_SPEC
+from rlguard_common.topics import RELIABLE as RELIABLE_SPEC
+from rlguard_common.world import load_world
+from rlguard_tools.demo_report import Action, DemoLog, DemoScript, Sample, plot_trajectory
+from rlguard_tools.mcap_recording import McapRecorder
+from rlguard_tools.stack_runner import StackOptions, StackRunner, config_dir
+
+LATCHED = qos_profile(LATCHED_SPEC)
+RELIABLE = qos_profile(RELIABLE_SPEC)
+# The recorder's odom reader: best effort, a little deeper than SENSOR_DATA.
+BEST_EFFORT = qos_profile(QosSpec(depth=10, reliability="best_effort"))
 # Topics the MCAP recording holds: (topic, message class, ROS type name, QoS).
 RECORDED_TOPICS = (
-    ("scan", LaserScan, "sensor_msgs/msg/LaserScan", qos_profile_sensor_data),
-    ("odom", Odometry, "nav_msgs/msg/Odometry", BEST_EFFORT),
-    ("cmd_vel", Twist, "geometry_msgs/msg/Twist", RELIABLE),
-    ("policy/cmd_vel", Twist, "geometry_msgs/msg/Twist", RELIABLE),
-    ("hybrid/mode", String, "std_msgs/msg/String", LATCHED),
-    ("safety/scale", Float32, "std_msgs/msg/Float32", RELIABLE),
+    (SCAN, LaserScan, "sensor_msgs/msg/LaserScan", qos_profile(SENSOR_DATA)),
+    (ODOM, Odometry, "nav_msgs/msg/Odometry", BEST_EFFORT),
+    (CMD_VEL, Twist, "geometry_msgs/msg/Twist", RELIABLE),
+    (POLICY_CMD_VEL, Twist, "geometry_msgs/msg/Twist", RELIABLE),
+    (HYBRID_MODE, String, "std_msgs/msg/String", LATCHED),
+    (SAFETY_SCALE, Float32, "std_msgs/msg/Float32", RELIABLE),
 )
 
 
@@ -92,30 +105,30 @@ class DemoNode(Node):
         self._intervening = False
         self.intervention_threshold = intervention_threshold()
 
-        self.create_subscription(Odometry, "sim/ground_truth", self._on_ground_truth, RELIABLE)
-        self.create_subscription(String, "hybrid/mode", self._on_mode, LATCHED)
-        self.create_subscription(Float32, "safety/scale", self._on_scale, RELIABLE)
-        self.create_subscription(UInt32, "sim/collisions", self._on_collisions, RELIABLE)
+        self.create_subscription(Odometry, SIM_GROUND_TRUTH, self._on_ground_truth, RELIABLE)
+        self.create_subscription(String, HYBRID_MODE, self._on_mode, LATCHED)
+        self.create_subscription(Float32, SAFETY_SCALE, self._on_scale, RELIABLE)
+        self.create_subscription(UInt32, SIM_COLLISIONS, self._on_collisions, RELIABLE)
         self.create_subscription(
-            UInt32, "sim/at_fault_collisions", self._on_at_fault_collisions, RELIABLE
+            UInt32, SIM_AT_FAULT_COLLISIONS, self._on_at_fault_collisions, RELIABLE
         )
         self.command = (0.0, 0.0)
         self.policy_command = (0.0, 0.0)
         self.model = self.primary_model
-        self.create_subscription(Twist, "cmd_vel", self._on_cmd_vel, RELIABLE)
+        self.create_subscription(Twist, CMD_VEL, self._on_cmd_vel, RELIABLE)
         for topic, message_type, type_name, qos in RECORDED_TOPICS:
             recorder.add_topic(f"/{topic}", type_name)
             self.create_subscription(
                 message_type, topic, self._recorder_callback(f"/{topic}"), qos, raw=True
             )
-        self.enable_publisher = self.create_publisher(Bool, "policy/enable", LATCHED)
+        self.enable_publisher = self.create_publisher(Bool, POLICY_ENABLE, LATCHED)
         self.set_parameters_client = self.create_client(
             SetParameters, "rl_policy_node/set_parameters"
         )
-        self.trigger_client = self.create_client(Trigger, "safety/trigger_estop")
-        self.reset_client = self.create_client(Trigger, "safety/reset")
-        self.create_subscription(Twist, "policy/cmd_vel", self._on_policy_cmd_vel, RELIABLE)
-        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, RELIABLE)
+        self.trigger_client = self.create_client(Trigger, SAFETY_TRIGGER_ESTOP)
+        self.reset_client = self.create_client(Trigger, SAFETY_RESET)
+        self.create_subscription(Twist, POLICY_CMD_VEL, self._on_policy_cmd_vel, RELIABLE)
+        self.create_subscription(DiagnosticArray, DIAGNOSTICS, self._on_diagnostics, RELIABLE)
         self.create_timer(0.1, self._tick)
 
     # -- inputs -------------------------------------------------------------------

@@ -27,259 +27,18 @@ import os
 import sys
 import types
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-# Packages a full ROS 2 Jazzy + ros_gz install provides that this workspace uses.
+from rlguard_tools.launch_stand_ins import LaunchContextStandIn, Recorded, launch_stand_ins
+
 EXTERNAL_PACKAGES = frozenset({"ros_gz_sim", "ros_gz_bridge", "robot_state_publisher"})
 # Parameters every ROS 2 node accepts without declaring them in its YAML.
 BUILTIN_PARAMETERS = frozenset({"use_sim_time"})
 # Module names whose attributes are replaced by recording stand-ins.
-STUB_MODULES = (
-    "launch",
-    "launch.actions",
-    "launch.conditions",
-    "launch.launch_description_sources",
-    "launch.substitutions",
-    "launch_ros",
-    "launch_ros.actions",
-    "launch_ros.substitutions",
-    "launch_ros.descriptions",
-    "launch_ros.parameter_descriptions",
-)
-# What each stubbed module exports in Jazzy (launch 3.4.3, launch_ros 0.26.6): importing
-# anything else fails there, so it is a problem here.
-JAZZY_API: dict[str, frozenset[str]] = {
-    "launch": frozenset(
-        "Action Condition Event EventHandler InvalidLaunchFileError LaunchContext "
-        "LaunchDescription LaunchDescriptionEntity LaunchDescriptionSource LaunchIntrospector "
-        "LaunchService SomeEntitiesType SomeEntitiesType_types_tuple SomeSubstitutionsType "
-        "SomeSubstitutionsType_types_tuple Substitution actions conditions descriptions events "
-        "frontend logging substitutions".split()
-    ),
-    "launch.actions": frozenset(
-        "AppendEnvironmentVariable DeclareLaunchArgument EmitEvent ExecuteLocal ExecuteProcess "
-        "GroupAction IncludeLaunchDescription LogInfo OpaqueCoroutine OpaqueFunction "
-        "PopEnvironment PopLaunchConfigurations PushEnvironment PushLaunchConfigurations "
-        "RegisterEventHandler ResetEnvironment ResetLaunchConfigurations SetEnvironmentVariable "
-        "SetLaunchConfiguration Shutdown TimerAction UnregisterEventHandler "
-        "UnsetEnvironmentVariable UnsetLaunchConfiguration".split()
-    ),
-    "launch.conditions": frozenset(
-        "IfCondition InvalidConditionExpressionError LaunchConfigurationEquals "
-        "LaunchConfigurationNotEquals UnlessCondition evaluate_condition_expression".split()
-    ),
-    "launch.launch_description_sources": frozenset(
-        "AnyLaunchDescriptionSource FrontendLaunchDescriptionSource "
-        "InvalidFrontendLaunchFileError InvalidLaunchFileError InvalidPythonLaunchFileError "
-        "PythonLaunchDescriptionSource get_launch_description_from_any_launch_file "
-        "get_launch_description_from_frontend_launch_file "
-        "get_launch_description_from_python_launch_file load_python_launch_file_as_module".split()
-    ),
-    "launch.substitutions": frozenset(
-        "AllSubstitution AndSubstitution AnonName AnySubstitution Command EnvironmentVariable "
-        "EqualsSubstitution FileContent FindExecutable IfElseSubstitution LaunchConfiguration "
-        "LaunchLogDir LocalSubstitution NotEqualsSubstitution NotSubstitution OrSubstitution "
-        "PathJoinSubstitution PythonExpression SubstitutionFailure TextSubstitution "
-        "ThisLaunchFile ThisLaunchFileDir".split()
-    ),
-    "launch_ros": frozenset(
-        "actions descriptions event_handlers events ros_adapters substitutions".split()
-    ),
-    "launch_ros.actions": frozenset(
-        "ComposableNodeContainer LifecycleNode LifecycleTransition LoadComposableNodes Node "
-        "PushROSNamespace PushRosNamespace ROSTimer RosTimer SetParameter SetParametersFromFile "
-        "SetROSLogDir SetRemap SetUseSimTime".split()
-    ),
-    "launch_ros.substitutions": frozenset(
-        "ExecutableInPackage FindPackage FindPackagePrefix FindPackageShare Parameter".split()
-    ),
-    "launch_ros.descriptions": frozenset(
-        "ComposableNode Parameter ParameterFile ParameterValue".split()
-    ),
-    "launch_ros.parameter_descriptions": frozenset(
-        "Parameter ParameterFile ParameterValue".split()
-    ),
-}
-# Substitution classes: what a "some substitutions" argument may hold besides str.
-SUBSTITUTION_KINDS = (
-    JAZZY_API["launch.substitutions"] | JAZZY_API["launch_ros.substitutions"] | {"Substitution"}
-) - {"SubstitutionFailure"}
-# Arguments Jazzy normalizes as "some substitutions" (str | Substitution | a flat iterable of
-# them), by class: the positional parameter names in order, and which of them (or keyword
-# arguments) hold one such value ("one") or an iterable of such values ("each").
-SUBSTITUTION_ARGUMENTS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
-    "LaunchConfiguration": (("variable_name",), {"variable_name": "one"}),
-    "PathJoinSubstitution": (("substitutions",), {"substitutions": "one"}),
-    "PythonExpression": (("expression",), {"expression": "one"}),
-    "TextSubstitution": ((), {}),
-    "EnvironmentVariable": (("name",), {"name": "one", "default_value": "one"}),
-    "FindPackageShare": (("package",), {"package": "one"}),
-    "FindPackagePrefix": (("package",), {"package": "one"}),
-    "IfCondition": (("predicate_expression",), {"predicate_expression": "one"}),
-    "UnlessCondition": (("predicate_expression",), {"predicate_expression": "one"}),
-    "DeclareLaunchArgument": (("name",), {"default_value": "one"}),
-    "SetLaunchConfiguration": (("name", "value"), {"name": "one", "value": "one"}),
-    "PythonLaunchDescriptionSource": (("launch_file_path",), {"launch_file_path": "one"}),
-    "PushROSNamespace": (("namespace",), {"namespace": "one"}),
-    "PushRosNamespace": (("namespace",), {"namespace": "one"}),
-    "SetRemap": (("src", "dst"), {"src": "one", "dst": "one"}),
-    "Node": (
-        ("executable", "package", "name", "namespace"),
-        {
-            "executable": "one",
-            "package": "one",
-            "name": "one",
-            "namespace": "one",
-            "exec_name": "one",
-            "arguments": "each",
-            "ros_arguments": "each",
-        },
-    ),
-    "ExecuteProcess": ((), {"cmd": "each"}),
-}
-# Deprecated in Jazzy: each use prints a UserWarning.
-DEPRECATED = {
-    "LaunchConfigurationEquals": (
-        "IfCondition(EqualsSubstitution(LaunchConfiguration(name), value))"
-    ),
-    "LaunchConfigurationNotEquals": (
-        "IfCondition(NotEqualsSubstitution(LaunchConfiguration(name), value))"
-    ),
-}
-# Problems found while stand-ins are constructed go to the innermost reporter.
-_REPORTERS: list[Any] = []
-
-
-class Recorded:
-    """A stand-in for any launch API object: remembers how it was constructed."""
-
-    kind = "Recorded"
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.args = args
-        self.kwargs = kwargs
-        if _REPORTERS:
-            for problem in _construction_problems(self.kind, args, kwargs):
-                _REPORTERS[-1](problem)
-
-    def perform(self, context: LaunchContextStandIn) -> str:
-        """Evaluate as a substitution in `context`."""
-        return context.resolve(self)
-
-    def __repr__(self) -> str:
-        return f"{self.kind}({', '.join(map(repr, self.args))})"
-
-
-def _recorder(name: str) -> type[Recorded]:
-    return type(name, (Recorded,), {"kind": name})
-
-
-def _is_substitution(value: Any) -> bool:
-    return isinstance(value, Recorded) and value.kind in SUBSTITUTION_KINDS
-
-
-def _substitutions_problem(value: Any) -> str | None:
-    """Why Jazzy's normalize_to_list_of_substitutions refuses `value`, or None."""
-    if isinstance(value, str) or _is_substitution(value):
-        return None
-    if not isinstance(value, (list, tuple)):
-        return f"a {type(value).__name__} ({value!r}) is not a str or substitution"
-    for item in value:
-        if not (isinstance(item, str) or _is_substitution(item)):
-            kind = item.kind if isinstance(item, Recorded) else type(item).__name__
-            return (
-                f"holds an item of type '{kind}' where launch 3.4.3 accepts only a str or "
-                "a substitution (a nested list needs a newer launch)"
-            )
-    return None
-
-
-def _construction_problems(kind: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
-    """What the real class would refuse (or warn about) when constructed like this."""
-    problems = []
-    if kind in DEPRECATED:
-        problems.append(
-            f"{kind} is deprecated in Jazzy (a UserWarning at every run): use {DEPRECATED[kind]}"
-        )
-    positional, rules = SUBSTITUTION_ARGUMENTS.get(kind, ((), {}))
-    given = {**dict(zip(positional, args, strict=False)), **kwargs}
-    for name, rule in rules.items():
-        value = given.get(name)
-        if value is None:
-            continue
-        values = [value] if rule == "one" else list(value)
-        for item in values:
-            problem = _substitutions_problem(item)
-            if problem:
-                problems.append(f"{kind}({name}=...) {problem}")
-                break
-    launch_arguments = kwargs.get("launch_arguments")
-    if kind == "IncludeLaunchDescription" and not isinstance(launch_arguments, Iterator):
-        for pair in launch_arguments or ():
-            for item in pair:
-                problem = _substitutions_problem(item)
-                if problem:
-                    problems.append(f"IncludeLaunchDescription launch argument {problem}")
-    return problems
-
-
-class LaunchContextStandIn:
-    """The launch configurations in scope, and the workspace to resolve packages in."""
-
-    def __init__(self, checker: LaunchChecker, configurations: Mapping[str, str], source: Path):
-        self.checker = checker
-        self.launch_configurations = dict(configurations)
-        self.source = source
-
-    def resolve(self, value: Any) -> str:
-        """The text a substitution (or list of them) evaluates to."""
-        if value is None:
-            return ""
-        if isinstance(value, str):
-            return value
-        if isinstance(value, bool):
-            return str(value).lower()
-        if isinstance(value, (list, tuple)):
-            return "".join(self.resolve(v) for v in value)
-        if not isinstance(value, Recorded):
-            return str(value)
-        kind = value.kind
-        if kind == "LaunchConfiguration":
-            name = self.resolve(value.args[0] if value.args else value.kwargs["variable_name"])
-            if name not in self.launch_configurations:
-                default = value.kwargs.get("default")
-                if default is None:
-                    self.checker.problem(
-                        self.source, f"launch configuration '{name}' is never declared"
-                    )
-                    return ""
-                return self.resolve(default)
-            return self.launch_configurations[name]
-        if kind == "TextSubstitution":
-            return str(value.kwargs.get("text", value.args[0] if value.args else ""))
-        if kind == "PathJoinSubstitution":
-            parts = value.args[0] if value.args else value.kwargs["substitutions"]
-            return os.path.join(*[self.resolve(p) for p in parts])
-        if kind in ("FindPackageShare", "FindPackagePrefix"):
-            package = self.resolve(value.args[0] if value.args else value.kwargs["package"])
-            return str(self.checker.share_directory(package, self.source))
-        if kind == "EnvironmentVariable":
-            return os.environ.get(
-                self.resolve(value.args[0]), self.resolve(value.kwargs.get("default_value", ""))
-            )
-        if kind in ("EqualsSubstitution", "NotEqualsSubstitution"):
-            given = {**dict(zip(("left", "right"), value.args, strict=False)), **value.kwargs}
-            equal = self.resolve(given.get("left")) == self.resolve(given.get("right"))
-            return str(equal if kind == "EqualsSubstitution" else not equal).lower()
-        if kind == "PythonExpression":
-            return ""  # evaluated only by a real launch
-        self.checker.problem(self.source, f"cannot evaluate substitution {kind}")
-        return ""
 
 
 @dataclass
@@ -380,7 +139,7 @@ class LaunchChecker:
             self.problem(
                 path, "generate_launch_description() is not annotated -> LaunchDescription"
             )
-        with _launch_stand_ins(lambda message: self.problem(path, message)):
+        with launch_stand_ins(lambda message: self.problem(path, message)):
             try:
                 module = _load_module(path)
                 description = module.generate_launch_description()
@@ -436,7 +195,7 @@ class LaunchChecker:
             elif kind == "OpaqueFunction":
                 function = action.kwargs.get("function") or action.args[0]
                 report = functools.partial(self.problem, context.source)
-                with _launch_stand_ins(report):
+                with launch_stand_ins(report):
                     try:
                         produced = function(
                             context,
@@ -607,54 +366,6 @@ def _load_module(path: Path) -> types.ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-@contextmanager
-def _launch_stand_ins(report: Any = None) -> Iterator[None]:
-    """Install recording stand-ins for the launch modules while loading launch files.
-
-    A stand-in module exports what its Jazzy module exports and nothing else; problems
-    found while stand-ins are constructed go to `report(message)`.
-    """
-    saved = {name: sys.modules.get(name) for name in STUB_MODULES}
-    for name in STUB_MODULES:
-        module = types.ModuleType(name)
-        module.__getattr__ = _stand_in_getattr(name)  # type: ignore[attr-defined]
-        module.__path__ = []  # type: ignore[attr-defined]
-        sys.modules[name] = module
-    if report is not None:
-        _REPORTERS.append(report)
-    try:
-        yield
-    finally:
-        if report is not None:
-            _REPORTERS.pop()
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
-
-
-def _stand_in_getattr(module_name: str) -> Any:
-    """Module attribute lookup: a recording class per name Jazzy's module exports."""
-    cache: dict[str, Any] = {}
-    exported = JAZZY_API.get(module_name, frozenset())
-
-    def lookup(attr: str) -> Any:
-        if attr.startswith("__"):
-            raise AttributeError(attr)
-        if attr not in exported:
-            raise AttributeError(
-                f"module '{module_name}' has no attribute '{attr}' in Jazzy "
-                "(launch 3.4.3, launch_ros 0.26.6)"
-            )
-        if attr not in cache:
-            submodule = f"{module_name}.{attr}"
-            cache[attr] = sys.modules[submodule] if submodule in sys.modules else _recorder(attr)
-        return cache[attr]
-
-    return lookup
 
 
 def main(argv: list[str] | None = None) -> int:

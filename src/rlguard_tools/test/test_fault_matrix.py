@@ -34,7 +34,7 @@ from geometry_msgs.msg import PoseStamped, Twist
 from rclpy.context import Context
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rlguard_tools.stack_runner import StackOptions, StackRunner
-from stack_probe import StackProbe, configured, rss_kib, seeker_policy
+from rlguard_tools_test_support import StackProbe, configured, rss_kib, seeker_policy
 
 from rlguard_common.robot_parameters import robot_parameter_overrides
 from rlguard_common.robot_profile import load_robot_profile

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from rlguard_tools.stack_runner import StackOptions, StackRunner
-from stack_probe import StackProbe, configured, frozen_policy
+from rlguard_tools_test_support import StackProbe, configured, frozen_policy
 from std_msgs.msg import Bool
 
 from rlguard_common.robot_profile import load_robot_profile

@@ -9,6 +9,7 @@ counter really detects what it claims to.
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -16,15 +17,17 @@ import pytest
 
 from rlguard_common.robot_profile import load_robot_profile
 from safety_controller.limits import clamp_velocity
+from safety_controller.node_config import load_parameters
 from safety_controller.safety_filter import (
     COLLISION,
     INVALID_INPUT,
     FilterOutput,
     SafetyConfig,
 )
-from safety_controller.scan_geometry import ScanPoints
+from safety_controller.scan_geometry import LidarMount, ScanPoints
 
-campaign = pytest.importorskip("rlguard_tools.reliability_campaign")
+campaign = pytest.importorskip("rlguard_tools.campaign")
+sim_core = pytest.importorskip("sim_bringup.sim_core")
 
 SMALL_STEPS_PER_CLASS = 600
 SMALL_EPISODE_STEPS = 200  # 3 episodes per class: one per static world, or 3 among movers
@@ -215,7 +218,7 @@ def test_a_class_subset_plans_the_same_episodes_as_the_full_campaign():
 
 def test_parameters_come_from_the_yaml_through_the_node_builder():
     values = campaign.safety_parameters()
-    raw = campaign.load_parameters(campaign.safety_config_path())
+    raw = load_parameters(campaign.safety_config_path())
     profile = load_robot_profile("default")
     assert values["reaction_time"] == raw["reaction_time"]
     assert values["max_velocity"] == [profile.max_linear_velocity, profile.max_angular_velocity]
@@ -231,7 +234,7 @@ def test_parameters_come_from_the_yaml_through_the_node_builder():
 
 @pytest.fixture(scope="module")
 def good_scan():
-    sim = campaign._simulator("default", "warehouse")
+    sim = campaign.shared_simulator("default", "warehouse")
     sim.reset(3)
     return campaign.scan_message(sim)
 
@@ -273,7 +276,7 @@ def test_feed_scan_rejects_through_the_filter_or_sets_points(good_scan):
             calls.append(("scan", now, scan.total_beams))
 
     filt = Recorder(SafetyConfig())
-    mount = campaign.LidarMount()
+    mount = LidarMount()
     assert campaign.feed_scan(filt, good_scan, 1.0, mount) is None
     bad = campaign.corrupt_scan(good_scan, "beam_count_mismatch", np.random.default_rng(0))
     assert campaign.feed_scan(filt, bad, 2.0, mount) == "beam_count_mismatch"
@@ -316,7 +319,7 @@ def test_the_modelled_base_stops_on_a_command_older_than_its_horizon():
     spec = campaign.EpisodeSpec(0, "clock_gaps", "empty", 7, 1)
 
     def speed_after(horizon: float) -> float:
-        episode = campaign._Episode(spec, None, FrozenFilter)
+        episode = campaign.Episode(spec, None, FrozenFilter)
         episode.horizon = horizon
         episode.base_command, episode.base_time = (0.2, 0.0), episode.time
         episode.advance(0.35)
@@ -328,7 +331,7 @@ def test_the_modelled_base_stops_on_a_command_older_than_its_horizon():
 
 def wall_world():
     """A single wall whose face is the line x = 1."""
-    return campaign.ObstacleGeometry(
+    return sim_core.ObstacleGeometry(
         boxes=np.array([[1.5, 0.0, 1.0, 10.0, 0.0]]),
         cylinders=np.zeros((0, 3)),
         moving=np.zeros(0, dtype=bool),
@@ -358,8 +361,22 @@ def test_generated_mover_worlds_load_and_move():
     for name in campaign.MOVER_WORLDS:
         world = campaign.load_campaign_world(name)
         assert world.moving_cylinders, name
-        sim = campaign._simulator("default", name)
+        sim = campaign.shared_simulator("default", name)
         sim.reset(0)
         before = sim.moving_obstacles()[:, :2].copy()
         sim.step(0.0, 0.0, 1.0)
         assert np.abs(sim.moving_obstacles()[:, :2] - before).max() > 0.1
+
+
+def test_the_command_line_writes_the_report(tmp_path):
+    from rlguard_tools import reliability_campaign
+
+    argv = ["--steps", "40", "--episode-steps", "20", "--classes", "random", "--workers", "1"]
+    status = reliability_campaign.main([*argv, "--out", str(tmp_path)])
+    (report,) = tmp_path.glob("reliability_campaign-*.json")
+    payload = json.loads(report.read_text())
+    assert status == (1 if payload["classes"]["random"]["failures"] else 0)
+    assert payload["settings"]["episodes"] == 3  # one per static world
+    assert payload["classes"]["random"]["steps"] == 60
+    assert set(payload["machine"]) >= {"cores", "cpu_model", "python"}
+    assert report.with_suffix(".md").read_text().count("| random |") == 1

@@ -13,23 +13,24 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import time
-from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parents[1]
-WORKSPACE = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(WORKSPACE / "bench"))
-for package in (PACKAGE_DIR, WORKSPACE / "src" / "sim_bringup"):
-    if str(package) not in sys.path:
-        sys.path.insert(0, str(package))
+import numpy as np
+from rlguard_tools.benchlib import bench_arguments, summarize, write_results
 
-import numpy as np  # noqa: E402
-from rlguard_tools.benchlib import bench_arguments, summarize, write_results  # noqa: E402
-
-from safety_controller.footprint import Footprint, parse_polygon  # noqa: E402
-from safety_controller.safety_filter import SafetyConfig, SafetyFilter  # noqa: E402
-from safety_controller.scan_geometry import LidarMount, scan_to_points  # noqa: E402
+from rlguard_common.topics import (
+    CMD_VEL,
+    COMMAND,
+    ESTOP,
+    LATCHED,
+    NAV_CMD_VEL,
+    SAFETY_RESET,
+    SCAN,
+    SENSOR_DATA,
+)
+from safety_controller.footprint import Footprint, parse_polygon
+from safety_controller.safety_filter import SafetyConfig, SafetyFilter
+from safety_controller.scan_geometry import LidarMount, scan_to_points
 
 FILTER_ITERATIONS = 3000
 ESTOP_TRIALS = 20
@@ -80,17 +81,15 @@ def bench_dds() -> dict[str, dict[str, object]]:
     """E-stop-to-zero and upstream-death-to-zero over DDS, node in its own process."""
     os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 50))
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        [str(PACKAGE_DIR), str(WORKSPACE / "src" / "sim_bringup"), os.environ.get("PYTHONPATH", "")]
-    )
     import rclpy
     from geometry_msgs.msg import Twist
     from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     from rlguard_tools.process_runner import NodeProcess, NodeSpec
     from sensor_msgs.msg import LaserScan
     from std_msgs.msg import Bool
     from std_srvs.srv import Trigger
+
+    from rlguard_common.node_support import qos_profile
 
     node_process = NodeProcess(
         NodeSpec(
@@ -102,17 +101,14 @@ def bench_dds() -> dict[str, dict[str, object]]:
     node = rclpy.create_node("safety_bench_probe")
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    latched = QoSProfile(
-        depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-    )
     received: list[tuple[float, float]] = []
     node.create_subscription(
-        Twist, "cmd_vel", lambda m: received.append((time.perf_counter(), m.linear.x)), 100
+        Twist, CMD_VEL, lambda m: received.append((time.perf_counter(), m.linear.x)), 100
     )
-    cmd_pub = node.create_publisher(Twist, "cmd_vel_nav", 1)
-    scan_pub = node.create_publisher(LaserScan, "scan", qos_profile_sensor_data)
-    estop_pub = node.create_publisher(Bool, "safety/estop", latched)
-    reset = node.create_client(Trigger, "safety/reset")
+    cmd_pub = node.create_publisher(Twist, NAV_CMD_VEL, qos_profile(COMMAND))
+    scan_pub = node.create_publisher(LaserScan, SCAN, qos_profile(SENSOR_DATA))
+    estop_pub = node.create_publisher(Bool, ESTOP, qos_profile(LATCHED))
+    reset = node.create_client(Trigger, SAFETY_RESET)
     state = {"commanding": True}
 
     def send_command() -> None:

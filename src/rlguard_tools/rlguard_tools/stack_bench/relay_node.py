@@ -2,6 +2,8 @@
 
 The floor the stack's latency is compared against: same QoS (reliable, depth 1), same
 executor (SingleThreadedExecutor), one subscription and one publisher per process.
+
+    python -m rlguard_tools.stack_bench.relay_node --ros-args -r in:=relay_0 -r out:=relay_1
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ import rclpy
 from geometry_msgs.msg import TwistStamped
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-RELAY_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+from rlguard_common.node_support import qos_profile
+from rlguard_common.topics import COMMAND
+
+RELAY_QOS = qos_profile(COMMAND)  # the stack's command QoS
 
 
 class RelayNode(Node):

@@ -1,4 +1,4 @@
-"""A probe node for the full-stack tests, and the small policies they drive with.
+"""rlguard_tools test support: a probe node for the full-stack tests, and their policies.
 
 The probe watches the stack from the test process: mode and reason, `cmd_vel`,
 `policy/cmd_vel`, ground truth, collisions and diagnostics, each stamped with the sim
@@ -24,25 +24,65 @@ import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry
-from policy_fixtures import LinearTanhPolicy, small_card
 from rcl_interfaces.srv import GetParameters, SetParameters, SetParametersAtomically
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter, parameter_value_to_python
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
 from std_msgs.msg import Bool, String, UInt32
 from std_srvs.srv import Trigger
 
-from rl_policy_node.policy_card import ActionSpec
-from rl_policy_node.policy_loader import save_policy
-
-LATCHED = QoSProfile(
-    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+from rl_policy_node.policy_card import (
+    ActionSpec,
+    GoalSpec,
+    ObservationSpec,
+    PolicyCard,
+    ScanSpec,
+    VelocitySpec,
 )
-RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-COMMAND = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+from rl_policy_node.policy_loader import save_policy
+from rlguard_common import topics
+from rlguard_common.node_support import qos_profile
+
+LATCHED = qos_profile(topics.LATCHED)
+RELIABLE = qos_profile(topics.RELIABLE)
+COMMAND = qos_profile(topics.COMMAND)
+SENSOR_DATA = qos_profile(topics.SENSOR_DATA)
 SEEKER_ACTION = ActionSpec(linear=(-0.2, 0.2), angular=(-1.0, 1.0))
 CONFIG_DIR = Path(__file__).resolve().parents[3] / "config"
+
+
+def probe_card(name: str) -> PolicyCard:
+    """The card of the probe policies: 16 scan sectors, goal terms at 16..18, SEEKER_ACTION.
+
+    Observation: 16 min-reduced sectors (360 degrees, capped at 3.5 m), goal (distance
+    capped at 5 m, cos, sin of the bearing), velocity and the previous action (23 inputs).
+    """
+    return PolicyCard(
+        name=name,
+        version="1.0.0",
+        created="2026-01-01T00:00:00Z",
+        observation=ObservationSpec(
+            scan=ScanSpec(sectors=16, field_of_view_deg=360.0, range_cap=3.5),
+            goal=GoalSpec(distance_cap=5.0),
+            velocity=VelocitySpec(linear_scale=0.26, angular_scale=1.82),
+            previous_action=True,
+            history_length=1,
+        ),
+        action=SEEKER_ACTION,
+    )
+
+
+class LinearTanhPolicy(torch.nn.Module):
+    """obs[B, D] -> tanh(W obs + b)[B, 2] with W and b zero until set."""
+
+    def __init__(self, inputs: int, outputs: int = 2) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(outputs, inputs))
+        self.bias = torch.nn.Parameter(torch.zeros(outputs))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """The bounded linear map of a batch of observations."""
+        return torch.tanh(obs @ self.weight.T + self.bias)
 
 
 def configured(node: str, name: str) -> object:
@@ -52,7 +92,7 @@ def configured(node: str, name: str) -> object:
 
 
 def _save_linear_policy(path: Path, name: str, weights: dict[tuple[int, int], float]) -> Path:
-    card = small_card(sectors=16).with_updates(name=name, action=SEEKER_ACTION)
+    card = probe_card(name)
     module = LinearTanhPolicy(card.observation.size)
     with torch.no_grad():
         module.weight.zero_()
@@ -69,7 +109,7 @@ def frozen_policy(path: Path) -> Path:
 
 
 class SeekerModule(torch.nn.Module):
-    """Go-to-goal on the goal terms of `small_card(sectors=16)` (16..18: distance, cos, sin).
+    """Go-to-goal on the goal terms of `probe_card` (16..18: distance, cos, sin).
 
     linear = tanh(10 * distance term) * cos(bearing), angular = tanh(3 * sin(bearing))
     it slows down near the goal (the distance term is distance / 5 m), so it stops on it.
@@ -87,7 +127,7 @@ class SeekerModule(torch.nn.Module):
 
 def seeker_policy(path: Path) -> Path:
     """A valid policy that drives to the goal (no obstacle avoidance), up to 0.2 m/s."""
-    card = small_card(sectors=16).with_updates(name="seeker", action=SEEKER_ACTION)
+    card = probe_card("seeker")
     traced = torch.jit.trace(SeekerModule(), torch.zeros(1, card.observation.size))
     save_policy(traced, path, card)
     return path
@@ -129,20 +169,22 @@ class StackProbe:
         self._last_clock: float | None = None
         self.diagnostics: dict[str, dict[str, str]] = {}
         node = self.node
-        node.create_subscription(Clock, "/clock", self._on_clock, RELIABLE)
-        node.create_subscription(String, "hybrid/mode", self._on_mode, LATCHED)
-        node.create_subscription(String, "hybrid/mode_reason", self._on_reason, LATCHED)
-        node.create_subscription(Twist, "cmd_vel", self._on_cmd, RELIABLE)
-        node.create_subscription(Twist, "policy/cmd_vel", self._on_policy_cmd, RELIABLE)
-        node.create_subscription(Odometry, "sim/ground_truth", self._on_truth, RELIABLE)
-        node.create_subscription(Odometry, "odom", self._on_odom, qos_profile_sensor_data)
-        node.create_subscription(UInt32, "sim/collisions", self._on_collisions, RELIABLE)
-        node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, RELIABLE)
-        self.enable = node.create_publisher(Bool, "policy/enable", LATCHED)
-        self.teleop = node.create_publisher(Twist, "cmd_vel_teleop", COMMAND)
-        self.goal = node.create_publisher(PoseStamped, "goal_pose", RELIABLE)
-        self.trigger = node.create_client(Trigger, "safety/trigger_estop")
-        self.reset = node.create_client(Trigger, "safety/reset")
+        node.create_subscription(Clock, topics.CLOCK, self._on_clock, RELIABLE)
+        node.create_subscription(String, topics.HYBRID_MODE, self._on_mode, LATCHED)
+        node.create_subscription(String, topics.HYBRID_MODE_REASON, self._on_reason, LATCHED)
+        node.create_subscription(Twist, topics.CMD_VEL, self._on_cmd, RELIABLE)
+        node.create_subscription(Twist, topics.POLICY_CMD_VEL, self._on_policy_cmd, RELIABLE)
+        node.create_subscription(Odometry, topics.SIM_GROUND_TRUTH, self._on_truth, RELIABLE)
+        node.create_subscription(Odometry, topics.ODOM, self._on_odom, SENSOR_DATA)
+        node.create_subscription(UInt32, topics.SIM_COLLISIONS, self._on_collisions, RELIABLE)
+        node.create_subscription(
+            DiagnosticArray, topics.DIAGNOSTICS, self._on_diagnostics, RELIABLE
+        )
+        self.enable = node.create_publisher(Bool, topics.POLICY_ENABLE, LATCHED)
+        self.teleop = node.create_publisher(Twist, topics.TELEOP_CMD_VEL, COMMAND)
+        self.goal = node.create_publisher(PoseStamped, topics.GOAL_POSE, RELIABLE)
+        self.trigger = node.create_client(Trigger, topics.SAFETY_TRIGGER_ESTOP)
+        self.reset = node.create_client(Trigger, topics.SAFETY_RESET)
         self._set_clients: dict[str, object] = {}
         self._get_clients: dict[str, object] = {}
 

@@ -5,8 +5,10 @@ The floor chain stands in for the stack's command path (rl_policy_node -> hybrid
 (geometry_msgs/Twist), the same QoS (reliable, depth 1) and the same executor
 (SingleThreadedExecutor), one subscription and one publisher per relay process.
 
-    python floor_nodes.py --role source --rate 20 --ros-args -r out:=floor_0
-    python floor_nodes.py --role relay --ros-args -r in:=floor_0 -r out:=floor_1
+    python -m rlguard_tools.stack_bench.floor_nodes --role source --rate 20 \
+        --ros-args -r out:=floor_0
+    python -m rlguard_tools.stack_bench.floor_nodes --role relay \
+        --ros-args -r in:=floor_0 -r out:=floor_1
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ import rclpy
 from geometry_msgs.msg import Twist
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-FLOOR_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+from rlguard_common.node_support import qos_profile
+from rlguard_common.topics import COMMAND
+
+FLOOR_QOS = qos_profile(COMMAND)  # the stack's command QoS
 CODES = 16  # the source cycles through this many distinct angular values
 
 

@@ -1,0 +1,1 @@
+"""rlguard tools: demo, runners, campaign, bench harness, launch checks, recording."""
