@@ -25,6 +25,8 @@ The answer is `None` for a valid scan, else the first failing rule's name (one o
 from __future__ import annotations
 
 import math
+from collections.abc import Sized
+from typing import Protocol
 
 STAMP_NOT_FINITE = "stamp_not_finite"
 ANGLE_INCREMENT_NOT_FINITE = "angle_increment_not_finite"
@@ -115,7 +117,18 @@ def validate_scan(
     return None
 
 
-def validate_scan_message(msg: object) -> str | None:
+class LaserScanLike(Protocol):
+    """The fields of sensor_msgs/LaserScan the validator reads (no message import)."""
+
+    angle_min: float
+    angle_max: float
+    angle_increment: float
+    range_min: float
+    range_max: float
+    ranges: Sized
+
+
+def validate_scan_message(msg: LaserScanLike) -> str | None:
     """`validate_scan` for any object shaped like sensor_msgs/LaserScan (duck-typed).
 
     Reads `angle_min`, `angle_max`, `angle_increment`, `range_min`, `range_max`, `ranges`,
@@ -129,12 +142,12 @@ def validate_scan_message(msg: object) -> str | None:
     if stamp_msg is not None:
         stamp = float(stamp_msg.sec) + float(stamp_msg.nanosec) * 1e-9
     return validate_scan(
-        float(msg.angle_min),  # type: ignore[attr-defined]
-        float(msg.angle_max),  # type: ignore[attr-defined]
-        float(msg.angle_increment),  # type: ignore[attr-defined]
-        float(msg.range_min),  # type: ignore[attr-defined]
-        float(msg.range_max),  # type: ignore[attr-defined]
-        len(msg.ranges),  # type: ignore[attr-defined]
+        float(msg.angle_min),
+        float(msg.angle_max),
+        float(msg.angle_increment),
+        float(msg.range_min),
+        float(msg.range_max),
+        len(msg.ranges),
         0 if intensities is None else len(intensities),
         stamp,
     )
