@@ -17,6 +17,7 @@ from pathlib import Path
 import rclpy
 from geometry_msgs.msg import TwistStamped
 from rclpy.executors import SingleThreadedExecutor
+
 from rlguard_tools.benchlib import bench_arguments, summarize, write_results
 from rlguard_tools.process_runner import NodeProcess, NodeSpec
 from rlguard_tools.stack_bench.relay_node import RELAY_QOS as QOS

@@ -37,8 +37,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rlguard_tools.benchlib import bench_arguments, summarize, write_results
-
 from rlguard_common.topics import (
     CMD_VEL,
     ESTOP,
@@ -49,6 +47,7 @@ from rlguard_common.topics import (
     SAFETY_TRIGGER_ESTOP,
 )
 from rlguard_tools import stack_bench as sb
+from rlguard_tools.benchlib import bench_arguments, summarize, write_results
 
 RATE_HZ = 20.0
 PERIOD_MS = 1e3 / RATE_HZ

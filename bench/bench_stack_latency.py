@@ -41,9 +41,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from rlguard_tools.benchlib import bench_arguments, summarize, write_results
-
 from rlguard_tools import stack_bench as sb
+from rlguard_tools.benchlib import bench_arguments, summarize, write_results
 
 # (rate Hz, floor window s, stack window s); the windows give >= 500 commands at 20 Hz.
 RATES = ((20.0, 25.0, 30.0), (100.0, 15.0, 20.0))

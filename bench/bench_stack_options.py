@@ -26,9 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from rlguard_tools.benchlib import WORKSPACE_ROOT, write_results
-
 from rlguard_tools import stack_bench as sb
+from rlguard_tools.benchlib import WORKSPACE_ROOT, write_results
 
 NODES = ["rl_policy_node", "hybrid_fallback", "safety_controller"]
 LAYOUTS = (

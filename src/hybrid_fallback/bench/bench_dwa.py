@@ -14,10 +14,10 @@ import math
 import time
 
 import numpy as np
-from rlguard_tools.benchlib import bench_arguments, summarize, write_results
 
 from hybrid_fallback.dwa import DwaPlanner
 from hybrid_fallback.fallback import FallbackController
+from rlguard_tools.benchlib import bench_arguments, summarize, write_results
 from safety_controller.scan_geometry import scan_to_points
 
 CYCLES = 400

@@ -10,12 +10,12 @@ import time
 from dataclasses import replace
 
 import numpy as np
-from rlguard_tools.benchlib import WORKSPACE_ROOT, bench_arguments, summarize, write_results
 
 from rl_training.config import load_config
 from rl_training.nav_env import NavEnv
 from rl_training.rollouts import CollectJob, Normalizer, collector
 from rl_training.train import make_vec_env, train
+from rlguard_tools.benchlib import WORKSPACE_ROOT, bench_arguments, summarize, write_results
 
 CONFIG = WORKSPACE_ROOT / "config" / "training" / "nav_ppo.yaml"
 WINDOW_STEPS = 500  # env steps per rate sample

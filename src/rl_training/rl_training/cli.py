@@ -47,7 +47,7 @@ def _export(args: argparse.Namespace) -> int:
         print(f"rl_training export: {exc}", file=sys.stderr)
         return 2
     if args.policy:
-        from rl_policy_node.onnx_policy import OnnxParityError
+        from rl_policy_node.onnx_export import OnnxParityError
         from rl_policy_node.policy_loader import load_policy
         from rl_training.export import convert_to_onnx, record_policy_observations
 
@@ -77,7 +77,7 @@ def _export(args: argparse.Namespace) -> int:
 
         extra["run_summary"] = json.loads(run_json.read_text())
     if chosen == "onnx":
-        from rl_policy_node.onnx_policy import OnnxParityError
+        from rl_policy_node.onnx_export import OnnxParityError
         from rl_training.export import export_onnx, record_observations
 
         observations = record_observations(trained, args.parity, seed=args.parity_seed)
@@ -124,14 +124,8 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from rl_training.evaluate import (
-        DEFAULT_MODES,
-        MODES,
-        evaluate,
-        markdown_table,
-        record_in_card,
-        write_outputs,
-    )
+    from rl_training.evaluate import DEFAULT_MODES, MODES, evaluate
+    from rl_training.report import markdown_table, record_in_card, write_outputs
 
     modes = args.modes.split(",") if args.modes else list(DEFAULT_MODES)
     unknown = sorted(set(modes) - set(MODES))

@@ -1,7 +1,21 @@
-"""Training run configuration: one YAML file per run (config/training/<run>.yaml)."""
+"""Training run configuration: one YAML file per run (config/training/<run>.yaml).
+
+A run file may name a base file (``base: base.yaml``, relative to the run file) and then
+state only what differs from it. `load_config` deep-merges the run file over its base
+(`merge_override`, JSON Merge Patch rules, RFC 7396):
+
+- a mapping in the run file is merged key by key into the base's mapping of that key;
+- any other value (number, string, list) replaces the base's value as a whole;
+- ``null`` removes the key from the base (refused when the base has no such key).
+
+A base may itself name a base. The merged mapping is then validated as one config, so
+unknown keys are refused as before, and it is what the run records (`TrainConfig.raw`:
+the run directory's config.yaml copy and the policy card), without the ``base:`` key.
+"""
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -13,6 +27,7 @@ import yaml
 from rl_training.nav_env import EnvConfig
 
 ALGORITHMS = ("ppo", "sac")
+BASE_KEY = "base"  # a run file's base file, relative to the run file
 EXPERTS = ("dwa",)
 STAGE_COUNT = 4
 
@@ -33,7 +48,7 @@ class PretrainConfig:
     expert_safety_margin: float = 0.03  # m the expert keeps between footprint and obstacles
     privileged_expert: bool = False  # the expert sees moving obstacles' true motion
     # The expert knows the moving obstacles' loops and waits before a lane it would share
-    # with one (rl_training.yielding); implies privileged_expert.
+    # with one (the experiment rl_training.experiments.yielding); implies privileged_expert.
     yield_to_moving: bool = False
     # Every executed command passes the deployed safety filter core, so the learner visits
     # (and is labelled in) the states the filter leads it into behind the stack.
@@ -155,10 +170,74 @@ class TrainConfig:
 
 
 def load_config(path: str | Path) -> TrainConfig:
-    """Read and validate a training config YAML file."""
+    """Read a training config YAML file (merged over its base chain) and validate it."""
     file = Path(path)
-    data = yaml.safe_load(file.read_text())
-    return config_from_mapping(data, str(file))
+    return config_from_mapping(load_config_mapping(file), str(file))
+
+
+def load_config_mapping(path: str | Path) -> dict[str, Any]:
+    """The effective mapping of a run file: the file deep-merged over its `base:` chain.
+
+    ``name`` comes first, as in a run file (the run's config.yaml copy reads the same).
+    Errors name the file: an unreadable or non-mapping file, a bad ``base:`` entry, a
+    base chain that loops, a ``null`` for a key the base does not have.
+    """
+    merged = _merged_file(Path(path), ())
+    if "name" in merged:
+        merged = {"name": merged["name"], **merged}
+    return merged
+
+
+def _merged_file(file: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """One file of a base chain, merged over its own base (`seen`: the files below it)."""
+    resolved = file.resolve()
+    if resolved in seen:
+        chain = " -> ".join(str(p) for p in (*seen, resolved))
+        raise ValueError(f"{file}: base: the chain of bases loops ({chain})")
+    try:
+        data = yaml.safe_load(file.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{file}: cannot read the training config ({exc})") from None
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{file}: a training config must be a mapping")
+    if BASE_KEY not in data:
+        return dict(data)
+    base_name = data[BASE_KEY]
+    if not isinstance(base_name, str) or not base_name.strip():
+        raise ValueError(f"{file}: {BASE_KEY}: must name a YAML file, got {base_name!r}")
+    base_file = file.parent / base_name
+    if not base_file.is_file():
+        raise ValueError(f"{file}: {BASE_KEY}: {base_name} not found (looked for {base_file})")
+    base = _merged_file(base_file, (*seen, resolved))
+    override = {key: value for key, value in data.items() if key != BASE_KEY}
+    return merge_override(base, override, str(file))
+
+
+def merge_override(
+    base: Mapping[str, Any],
+    override: Mapping[str, Any],
+    source: str = "<override>",
+    prefix: str = "",
+) -> dict[str, Any]:
+    """`override` deep-merged over `base` (a new mapping; neither argument is changed).
+
+    Mappings merge key by key (the base's key order kept, new keys appended); any other
+    value replaces the base's; ``None`` (YAML ``null``) removes the key, and is refused
+    when the base has no such key (a typo must not pass silently). ValueError names
+    `source` and the dotted key (`prefix` is the dotted path of these mappings).
+    """
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        where = f"{prefix}{key}"
+        if value is None:
+            if key not in merged:
+                raise ValueError(f"{source}: {where}: null removes a base key, the base has none")
+            del merged[key]
+        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge_override(merged[key], value, source, f"{where}.")
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
 
 
 def config_from_mapping(data: Any, source: str = "<dict>") -> TrainConfig:

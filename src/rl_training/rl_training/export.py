@@ -27,7 +27,7 @@ from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-from rl_policy_node.onnx_policy import PARITY_TOLERANCE, OnnxWriteResult, write_onnx_policy
+from rl_policy_node.onnx_export import PARITY_TOLERANCE, OnnxWriteResult, write_onnx_policy
 from rl_policy_node.policy_card import PolicyCard
 from rl_policy_node.policy_loader import (
     RUNTIME_TORCHSCRIPT,
@@ -39,7 +39,7 @@ from rl_policy_node.policy_loader import (
 )
 from rl_training.config import TrainConfig, config_from_mapping
 from rl_training.nav_env import NavEnv
-from rl_training.train import git_revision
+from rl_training.provenance import git_revision
 from rlguard_common.robot_profile import load_robot_profile
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,31 +28,12 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList, Check
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
-from rl_training import workspace_root
 from rl_training.config import TrainConfig
 from rl_training.nav_env import EnvConfig, NavEnv
+from rl_training.provenance import git_revision
 
 CHECKPOINT_PREFIX = "nav"
 ALGORITHM_CLASSES: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
-
-
-def git_revision(root: Path | None = None) -> str:
-    """The workspace's git commit (with "-dirty" when the tree has changes), or "unknown"."""
-    root = root or workspace_root()
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + ("-dirty" if dirty else "")
 
 
 def _env_factory(env_config: EnvConfig, rank: int, seed: int) -> Callable[[], Monitor]:

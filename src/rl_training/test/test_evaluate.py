@@ -6,28 +6,32 @@ import numpy as np
 import pytest
 from rl_training_test_support import exported_policy
 
+from hybrid_fallback.hybrid_config import build_hybrid_config
 from rl_policy_node.policy_loader import load_policy
 from rl_training.cli import main
-from rl_training.evaluate import (
+from rl_training.controllers import (
     Controller,
     DwaController,
-    EpisodeResult,
+    LearnedPolicyController,
     SafetyFilteredController,
-    _legacy_safety_config,
+)
+from rl_training.deployed_cores import (
+    deployed_hybrid_config,
     deployed_safety_config,
-    evaluate,
-    evaluation_tasks,
-    gate_verdict,
-    markdown_table,
-    record_in_card,
-    run_episode,
+    hybrid_parameters,
     safety_parameters,
+)
+from rl_training.episodes import (
+    EpisodeResult,
+    gate_verdict,
+    run_episode,
     summarize,
     time_ratio,
     wilson_interval,
-    write_outputs,
 )
+from rl_training.evaluate import evaluate, evaluation_tasks
 from rl_training.nav_env import EnvConfig, NavEnv
+from rl_training.report import markdown_table, record_in_card, write_outputs
 from rl_training.worlds import STAGE_NAMES, Task, TaskSettings
 from rlguard_common.world import MovingCylinder, load_world
 from safety_controller.node_config import build_safety_config
@@ -240,14 +244,48 @@ def test_the_filter_is_the_deployed_one_with_the_cards_velocity_limits(workspace
         deployed_safety_config(env, bad)
 
 
-def test_a_safety_controller_without_node_config_gets_the_same_values():
-    values = {"robot_radius": 0.11, "safety_margin": 0.07, "reaction_time": 0.2}
-    values |= {"max_velocity": [0.22, 2.0], "min_velocity": [-0.22, -2.0]}
-    legacy = _legacy_safety_config(values)
-    built = build_safety_config(values)[0]
-    assert legacy.footprint.margin == built.footprint.margin == 0.07
-    assert legacy.reaction_time == built.reaction_time == 0.2
-    assert legacy.limits == built.limits
+def test_the_dwa_baseline_is_the_deployed_fallback_in_the_cards_velocity_range(
+    workspace_root, tmp_path
+):
+    env = NavEnv(EnvConfig(randomize=False))
+    config = deployed_hybrid_config(env)
+    values = hybrid_parameters(env.robot, workspace_root / "config" / "hybrid_fallback.yaml")
+    reference = build_hybrid_config(values)
+    assert config.dwa.safety_margin == reference.dwa.safety_margin
+    assert config.dwa.max_linear_accel == reference.dwa.max_linear_accel
+    assert config.dwa.footprint_radius == env.robot.footprint_radius
+    assert config.grid == reference.grid and config.guidance == reference.guidance
+    action = env.card.action
+    assert config.dwa.max_linear_velocity == max(action.linear)
+    assert config.dwa.min_linear_velocity == 0.0  # the policy never reverses
+    assert config.dwa.max_angular_velocity == max(action.angular)
+    assert config.dwa.min_angular_velocity == -max(action.angular)
+    assert config.dwa.control_period == pytest.approx(env.dt)
+    # Another YAML is another baseline; overrides go on top.
+    yaml_file = tmp_path / "hybrid.yaml"
+    yaml_file.write_text("hybrid_fallback:\n  ros__parameters:\n    safety_margin: 0.07\n")
+    controller = DwaController(hybrid_yaml=yaml_file)
+    controller.reset(env)
+    assert controller.guided.planner.config.safety_margin == 0.07
+    assert controller.kind == "dwa+grid"
+    margin = DwaController(hybrid_yaml=yaml_file, overrides={"safety_margin": 0.04})
+    margin.reset(env)
+    assert margin.guided.planner.config.safety_margin == 0.04
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("hybrid_fallback:\n  ros__parameters:\n    bogus: 1\n")
+    with pytest.raises(ValueError, match="bogus"):
+        DwaController(hybrid_yaml=bad).reset(env)
+
+
+def test_the_learned_policy_controller_scales_the_policy_output_by_its_card(policy_file):
+    env = NavEnv(EnvConfig(randomize=False))
+    controller = LearnedPolicyController(load_policy(policy_file))
+    observation, _ = env.reset(seed=3)
+    v, w, intervened = controller.command(env, observation)
+    action = env.card.action
+    assert not intervened and np.all(np.abs(controller.last_action) <= 1.0)
+    assert min(action.linear) <= v <= max(action.linear)
+    assert min(action.angular) <= w <= max(action.angular)
 
 
 def test_mover_families_and_single_stages_are_evaluation_worlds():

@@ -9,27 +9,18 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from rl_policy_node.action_scaling import action_to_velocity
 from rl_training.config import PretrainConfig, config_from_mapping, load_config
-from rl_training.evaluate import (
-    EVALUATION_SEED,
-    DwaController,
-    SafetyFilteredController,
-    evaluation_tasks,
-    run_episode,
+from rl_training.controllers import DwaController
+from rl_training.expert import (
+    ExpertDwa,
+    expert_label,
+    moving_in_base_frame,
+    without_moving_points,
 )
 from rl_training.export import run_files
-from rl_training.imitation import (
-    CollectJob,
-    Normalizer,
-    actor_loss,
-    apply_to_vec_normalize,
-    collect,
-    dagger,
-    discounted_returns,
-    expert_label,
-    make_expert,
-    running_returns,
-)
+from rl_training.fitting import actor_loss, discounted_returns, running_returns
+from rl_training.imitation import apply_to_vec_normalize, dagger
 from rl_training.nav_env import EnvConfig, NavEnv
+from rl_training.rollouts import CollectJob, Normalizer, collect, make_expert
 from rl_training.train import build_model, train
 
 TINY_PRETRAIN = {
@@ -75,6 +66,8 @@ def test_the_expert_keeps_its_configured_margin():
     env = NavEnv(EnvConfig())
     env.reset(seed=2)
     expert = make_expert(PretrainConfig(expert_safety_margin=0.08))
+    assert type(expert) is ExpertDwa and not expert.privileged
+    assert make_expert(PretrainConfig(privileged_expert=True)).privileged
     expert.reset(env)
     assert expert.kind == "dwa+grid"
     assert expert.guided.planner.config.safety_margin == 0.08
@@ -204,28 +197,12 @@ def test_train_runs_the_warm_start_and_resume_reuses_it(tmp_path):
 
 
 def test_moving_obstacles_are_moved_into_the_base_frame_and_their_points_dropped():
-    from rl_training.imitation import moving_in_base_frame, without_moving_points
-
     world = np.array([[1.0, 1.0, 0.3, 0.0, 0.2]])
     base = moving_in_base_frame(world, (1.0, 0.0, math.pi / 2))
     np.testing.assert_allclose(base, [[1.0, 0.0, 0.0, -0.3, 0.2]], atol=1e-12)
     points = np.array([[1.0, 0.21], [1.25, 0.0], [2.0, 2.0]])
     kept = without_moving_points(points, base, margin=0.06)
     np.testing.assert_allclose(kept, [[2.0, 2.0]])
-
-
-@pytest.mark.parametrize("leg", [0, 2])
-def test_the_yielding_expert_waits_for_the_dynamic_worlds_crossing_cylinders(leg):
-    # Legs 0 and 2 of `dynamic` are the ones where a cylinder faster than the robot crosses
-    # the robot's path just as it gets there (the plain DWA is hit on most of them).
-    expert = make_expert(PretrainConfig(yield_to_moving=True))
-    assert expert.privileged and expert.yielding is not None
-    shielded = SafetyFilteredController(expert)
-    env = NavEnv(EnvConfig(randomize=True))
-    tasks = evaluation_tasks("dynamic", 4, env.task_settings, EVALUATION_SEED)
-    result = run_episode(env, shielded, tasks[leg], 17 + leg, "expert", "dynamic")
-    assert result.outcome == "success"
-    assert expert.waiting_steps > 0  # it got there by yielding, not by luck
 
 
 class _StraightAhead(torch.nn.Module):

@@ -16,7 +16,7 @@ from rl_training.mover_scenes import (
     scene_task,
 )
 from rl_training.worlds import FreeSpaceGrid, TaskSettings, moving_clearance, static_clearance
-from sim_bringup.sim_core import WaypointLoop
+from sim_bringup.movers import WaypointLoop
 
 SETTINGS = TaskSettings()
 SEEDS = range(970_000, 970_012)

@@ -10,7 +10,11 @@ from rl_training.train import latest_checkpoint, train
 
 
 def test_shipped_run_configs_load(workspace_root):
-    for path in sorted((workspace_root / "config" / "training").glob("*.yaml")):
+    folder = workspace_root / "config" / "training"
+    runs = sorted(folder.glob("*.yaml")) + sorted(folder.glob("experiments/*.yaml"))
+    runs = [path for path in runs if path.name != "base.yaml"]  # the base is not a run
+    assert len(runs) == 3
+    for path in runs:
         config = load_config(path)
         assert config.name == path.stem
         assert config.algorithm in ("ppo", "sac")

@@ -1,18 +1,28 @@
+"""The yielding expert of the nav_yield experiment (rl_training.experiments.yielding)."""
+
 import math
 
 import numpy as np
 import pytest
 
-from rl_training.yielding import (
+from rl_training.config import PretrainConfig
+from rl_training.controllers import SafetyFilteredController
+from rl_training.episodes import run_episode
+from rl_training.evaluate import EVALUATION_SEED, evaluation_tasks
+from rl_training.experiments.yielding import (
     MoverForecast,
     YieldConfig,
+    YieldingExpert,
     clearance_margin,
     decide,
+    frame_to_world,
     path_schedule,
     segment_clear,
 )
+from rl_training.nav_env import EnvConfig, NavEnv
+from rl_training.rollouts import make_expert
 from rlguard_common.world import MovingCylinder
-from sim_bringup.sim_core import WaypointLoop
+from sim_bringup.movers import WaypointLoop
 
 CONFIG = YieldConfig()
 FOOTPRINT = 0.11
@@ -95,3 +105,24 @@ def test_segment_clear_sees_points_near_the_segment_only():
     assert not segment_clear(start, end, np.array([[0.5, 0.1]]), 0.2)
     assert not segment_clear(start, end, np.array([[1.1, 0.0]]), 0.2)
     assert segment_clear(start, end, np.zeros((0, 2)), 0.2)
+
+
+def test_frame_to_world_places_frame_points_at_the_true_pose():
+    # The robot is at (1, 0) facing +y in odom and at (2, 2) facing +x in the world.
+    odom_points = np.array([[1.0, 1.0], [1.0, 0.0]])  # 1 m ahead of it, and where it is
+    world = frame_to_world(odom_points, (1.0, 0.0, math.pi / 2), (2.0, 2.0, 0.0))
+    np.testing.assert_allclose(world, [[3.0, 2.0], [2.0, 2.0]], atol=1e-12)
+
+
+@pytest.mark.parametrize("leg", [0, 2])
+def test_the_yielding_expert_waits_for_the_dynamic_worlds_crossing_cylinders(leg):
+    # Legs 0 and 2 of `dynamic` are the ones where a cylinder faster than the robot crosses
+    # the robot's path just as it gets there (the plain DWA is hit on most of them).
+    expert = make_expert(PretrainConfig(yield_to_moving=True))
+    assert isinstance(expert, YieldingExpert) and expert.privileged
+    shielded = SafetyFilteredController(expert)
+    env = NavEnv(EnvConfig(randomize=True))
+    tasks = evaluation_tasks("dynamic", 4, env.task_settings, EVALUATION_SEED)
+    result = run_episode(env, shielded, tasks[leg], 17 + leg, "expert", "dynamic")
+    assert result.outcome == "success"
+    assert expert.waiting_steps > 0  # it got there by yielding, not by luck

@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlguard_tools.process_runner import NodeProcess, NodeSpec
-
 from rlguard_common.profile_yaml import workspace_root
 from rlguard_common.robot_parameters import robot_parameter_overrides
 from rlguard_common.topics import STACK_REMAPPINGS
+from rlguard_tools.process_runner import NodeProcess, NodeSpec
 
 # (node name, Python module) in start order: the simulator first, the output stage last.
 SIM_NODE = ("mujoco_sim", "sim_bringup.sim_node")

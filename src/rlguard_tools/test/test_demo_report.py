@@ -1,8 +1,7 @@
 import json
 
-from rlguard_tools.demo_report import Action, DemoLog, DemoScript, Sample, plot_trajectory
-
 from rlguard_common.world import load_world
+from rlguard_tools.demo_report import Action, DemoLog, DemoScript, Sample, plot_trajectory
 
 
 def test_script_runs_its_steps_in_order_with_delays():

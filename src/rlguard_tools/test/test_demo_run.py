@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from mcap.reader import make_reader
+
 from rlguard_tools.demo import RECORDED_TOPICS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -33,12 +33,12 @@ import rclpy
 from geometry_msgs.msg import PoseStamped, Twist
 from rclpy.context import Context
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from rlguard_tools.stack_runner import StackOptions, StackRunner
 from rlguard_tools_test_support import StackProbe, configured, rss_kib, seeker_policy
 
 from rlguard_common.robot_parameters import robot_parameter_overrides
 from rlguard_common.robot_profile import load_robot_profile
 from rlguard_common.world import load_world
+from rlguard_tools.stack_runner import StackOptions, StackRunner
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

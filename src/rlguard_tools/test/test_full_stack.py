@@ -14,12 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from rlguard_tools.stack_runner import StackOptions, StackRunner
 from rlguard_tools_test_support import StackProbe, configured, frozen_policy
 from std_msgs.msg import Bool
 
 from rlguard_common.robot_profile import load_robot_profile
 from rlguard_common.world import load_world
+from rlguard_tools.stack_runner import StackOptions, StackRunner
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

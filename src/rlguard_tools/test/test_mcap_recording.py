@@ -6,9 +6,10 @@ from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
 from nav_msgs.msg import Odometry
 from rclpy.serialization import serialize_message
-from rlguard_tools.mcap_recording import McapRecorder, MessageDefinitionError, message_definition
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Float32, String
+
+from rlguard_tools.mcap_recording import McapRecorder, MessageDefinitionError, message_definition
 
 
 def test_schema_holds_every_nested_type_once():

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+
 from rlguard_tools.launch_check import LaunchChecker
 
 WORKSPACE = Path(__file__).resolve().parents[3]

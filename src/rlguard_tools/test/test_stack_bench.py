@@ -6,11 +6,11 @@ import math
 import os
 
 import pytest
-from rlguard_tools.stack_bench.cpu import cpu_seconds, mean_cpu
-from rlguard_tools.stack_bench.samples import Sample
 
 from rlguard_common.topics import CMD_VEL, NAV_CMD_VEL, POLICY_CMD_VEL
 from rlguard_tools import stack_bench as sb
+from rlguard_tools.stack_bench.cpu import cpu_seconds, mean_cpu
+from rlguard_tools.stack_bench.samples import Sample
 
 
 def sample(code: int | None, source_ms: float, received_ms: float | None = None) -> Sample:

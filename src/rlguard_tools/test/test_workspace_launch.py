@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from rlguard_tools.launch_check import LaunchChecker, check_launch_files
 
 WORKSPACE = Path(__file__).resolve().parents[3]

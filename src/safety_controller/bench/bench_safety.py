@@ -16,7 +16,6 @@ import os
 import time
 
 import numpy as np
-from rlguard_tools.benchlib import bench_arguments, summarize, write_results
 
 from rlguard_common.topics import (
     CMD_VEL,
@@ -28,6 +27,7 @@ from rlguard_common.topics import (
     SCAN,
     SENSOR_DATA,
 )
+from rlguard_tools.benchlib import bench_arguments, summarize, write_results
 from safety_controller.footprint import Footprint, parse_polygon
 from safety_controller.safety_filter import SafetyConfig, SafetyFilter
 from safety_controller.scan_geometry import LidarMount, scan_to_points
@@ -84,12 +84,12 @@ def bench_dds() -> dict[str, dict[str, object]]:
     import rclpy
     from geometry_msgs.msg import Twist
     from rclpy.executors import SingleThreadedExecutor
-    from rlguard_tools.process_runner import NodeProcess, NodeSpec
     from sensor_msgs.msg import LaserScan
     from std_msgs.msg import Bool
     from std_srvs.srv import Trigger
 
     from rlguard_common.node_support import qos_profile
+    from rlguard_tools.process_runner import NodeProcess, NodeSpec
 
     node_process = NodeProcess(
         NodeSpec(

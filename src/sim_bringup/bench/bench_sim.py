@@ -14,12 +14,11 @@ import os
 import time
 from pathlib import Path
 
-from rlguard_tools.process_runner import NodeProcess, NodeSpec
-
 from rlguard_common.robot_profile import load_robot_profile
 from rlguard_common.topics import CLOCK, QosSpec
 from rlguard_common.world import load_world
 from rlguard_tools import benchlib
+from rlguard_tools.process_runner import NodeProcess, NodeSpec
 from sim_bringup.sim_core import Simulator
 
 # Before rclpy is imported (in bench_node_ceiling): a bench domain, discovery on loopback.

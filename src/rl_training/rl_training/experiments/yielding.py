@@ -1,4 +1,8 @@
-"""Yielding to moving obstacles whose motion is known ahead (the privileged expert's rule).
+"""Experiment: yielding to moving obstacles whose motion is known ahead (an expert's rule).
+
+Used only by the `nav_yield` training experiment (config/training/experiments/
+nav_yield.yaml, ``pretrain: yield_to_moving: true``); the shipped policy's run does not
+use it.
 
 The DWA looks 1.5 s ahead and assumes constant velocities, so it drives into a crossing
 lane just as a cylinder that is faster than the robot arrives there. An expert that knows
@@ -6,7 +10,8 @@ the simulator's moving obstacles (their closed waypoint loops) can do better: it
 where the robot will be if it follows its planned path, and where every moving obstacle
 will be at the same instants. If the two meet within the horizon, it waits where it
 stands (turning toward its path), provided nothing reaches it there; otherwise it leaves
-the command to the DWA. These functions are pure (no rclpy, no simulator state).
+the command to the DWA. These functions are pure (no rclpy, no simulator state);
+`YieldingExpert` is the DAgger expert that applies them.
 """
 
 from __future__ import annotations
@@ -17,8 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rl_training.controllers import scan_points
+from rl_training.expert import ExpertDwa
+from rl_training.nav_env import NavEnv
 from rlguard_common.world import MovingCylinder
-from sim_bringup.sim_core import WaypointLoop
+from sim_bringup.movers import WaypointLoop
 
 
 @dataclass(frozen=True)
@@ -227,3 +235,67 @@ def decide(
         return YieldDecision(True, 0.0, angular, go_margin, best_margin)
     linear, angular = _steer(pose, spots[best], config, max_angular)
     return YieldDecision(True, linear, angular, go_margin, best_margin)
+
+
+def frame_to_world(
+    points: np.ndarray,
+    frame_pose: tuple[float, float, float],
+    true_pose: tuple[float, float, float],
+) -> np.ndarray:
+    """Points (N, 2) of a frame (odom; or the base, where the robot is at (0, 0, 0)) in the
+    world frame, given the robot's pose in that frame and in the world."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    turn = true_pose[2] - frame_pose[2]
+    c, s = math.cos(turn), math.sin(turn)
+    rel = pts - (frame_pose[0], frame_pose[1])
+    return np.column_stack(
+        (c * rel[:, 0] - s * rel[:, 1] + true_pose[0], s * rel[:, 0] + c * rel[:, 1] + true_pose[1])
+    )
+
+
+class YieldingExpert(ExpertDwa):
+    """The privileged DWA expert that also knows the moving obstacles' loops and waits clear
+    of a lane it would otherwise share with one (`decide`); `waiting_steps` counts the
+    steps it yielded."""
+
+    name = "yielding_expert_dwa"
+
+    def __init__(self, safety_margin: float, config: YieldConfig | None = None) -> None:
+        super().__init__(safety_margin, privileged=True)
+        self.yielding = config or YieldConfig()
+        self.forecast: MoverForecast | None = None
+        self.waiting_steps = 0
+
+    def reset(self, env: NavEnv) -> None:
+        """The DWA expert for the env, and the forecast of this task's moving obstacles."""
+        super().reset(env)
+        movers = env.task.world.moving_cylinders if env.task is not None else ()
+        self.forecast = MoverForecast(movers)
+
+    def command(self, env: NavEnv, observation: np.ndarray) -> tuple[float, float, bool]:
+        """The expert's (v, w): the DWA's, or the yielding rule's while it waits."""
+        v, w, intervened = super().command(env, observation)
+        if not self.forecast or self.guided is None:
+            return v, w, intervened
+        odom = env.sim.odometry()
+        path = self.guided.grid.path(
+            (odom.x, odom.y), self.yielding.cruise_speed * self.yielding.horizon
+        )
+        true_pose = env.sim.pose
+        odom_pose = (odom.x, odom.y, odom.yaw)
+        base_points = scan_points(env).points
+        decision = decide(
+            true_pose,
+            None if path is None else frame_to_world(path, odom_pose, true_pose),
+            env.sim.time,
+            self.forecast,
+            env.robot.footprint_radius,
+            self.yielding,
+            self.guided.planner.config.max_angular_velocity,
+            obstacles=frame_to_world(base_points, (0.0, 0.0, 0.0), true_pose),
+        )
+        if not decision.wait:
+            return v, w, intervened
+        self.waiting_steps += 1
+        self.guided.hold()
+        return decision.linear, decision.angular, False

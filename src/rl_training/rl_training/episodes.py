@@ -1,0 +1,201 @@
+"""One evaluation episode, its record, and the summaries and gate over many (no rclpy).
+
+`run_episode` drives a `NavEnv` task with a controller and records the outcome (success,
+collision, timeout), time, path, command smoothness and safety interventions, and for a
+collision whether the robot drove into it (`Simulator.at_fault_collision_count`) and the
+control steps before it. `summarize` turns the episodes of one world and mode into rates
+and means (success with its Wilson 95 % interval); `gate_verdict` is the deployment gate:
+success >= the world's threshold and no collision in the gated mode, on every world.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rl_policy_node.action_scaling import velocity_to_action
+from rl_training.controllers import Controller
+from rl_training.nav_env import NavEnv
+from rl_training.worlds import Task
+from sim_bringup.movers import WaypointLoop
+
+DEFAULT_SUCCESS_THRESHOLD = 0.95
+STILL_SPEED = 0.02  # m/s: below this a collision counts as "hit while still"
+CONTACT_STEPS = 6  # control steps before a collision kept in its episode's record
+
+
+@dataclass
+class EpisodeResult:
+    """One episode of one mode."""
+
+    world: str
+    task: str
+    mode: str
+    seed: int
+    outcome: str  # success, collision, timeout
+    time: float  # s of simulated time
+    path_length: float  # m travelled (ground truth)
+    smoothness: float  # mean |change of the normalized command| per step
+    interventions: int  # steps the safety filter overrode for safety
+    collision_speed: float  # m/s the robot was moving at when it collided (0: hit while still)
+    steps: int
+    min_time: float = 0.0  # s: the task's shortest path at top speed, a bound no mode can beat
+    trajectory: list[tuple[float, float]] = field(default_factory=list)
+    at_fault: bool = False  # a collision the robot drove into (see `Simulator`)
+    # For a collision: the last control steps before it (time, request, output, filter
+    # state and reasons, measured speed), to reproduce and explain it.
+    contact: list[dict[str, Any]] = field(default_factory=list)
+
+
+def run_episode(
+    env: NavEnv, controller: Controller, task: Task, seed: int, mode: str, world: str
+) -> EpisodeResult:
+    """One episode of `task` with `controller`; the env's randomization is seeded by `seed`."""
+    observation, _ = env.reset(seed=seed, options={"task": task})
+    controller.reset(env)
+    trajectory = [env.sim.pose[:2]]
+    previous = np.zeros(2)
+    change = 0.0
+    interventions = 0
+    steps = 0
+    info: dict[str, Any] = {}
+    recent: deque[dict[str, Any]] = deque(maxlen=CONTACT_STEPS)
+    while True:
+        controller.last_step = None
+        measured = env.sim.velocity
+        v, w, intervened = controller.command(env, observation)
+        record = {"time": round(env.sim.time, 3), "command": [float(v), float(w)]}
+        record["measured"] = [float(measured[0]), float(measured[1])]
+        record.update(controller.last_step or {})
+        recent.append(record)
+        observation, _, terminated, truncated, info = env.step_velocity(
+            v, w, controller.last_action
+        )
+        applied = velocity_to_action(v, w, env.card.action)
+        change += float(np.linalg.norm(applied - previous)) if steps else 0.0
+        previous = applied
+        interventions += int(intervened)
+        steps += 1
+        trajectory.append(env.sim.pose[:2])
+        if terminated or truncated:
+            break
+    path = np.asarray(trajectory)
+    length = float(np.sum(np.hypot(np.diff(path[:, 0]), np.diff(path[:, 1]))))
+    outcome = "success" if info["is_success"] else "collision" if info["collision"] else "timeout"
+    at_fault = outcome == "collision" and env.sim.at_fault_collision_count > 0
+    contact: list[dict[str, Any]] = []
+    if outcome == "collision":
+        x, y, yaw = env.sim.pose
+        contact = [*recent, {"time": round(env.sim.time, 3), "pose": [x, y, yaw]}]
+        contact[-1]["measured"] = list(env.sim.velocity)
+        contact[-1]["movers"] = [list(p) for p in mover_positions(env)]
+    return EpisodeResult(
+        world=world,
+        task=task.label,
+        mode=mode,
+        seed=seed,
+        outcome=outcome,
+        time=float(info["time"]),
+        path_length=length,
+        smoothness=change / max(steps - 1, 1),
+        interventions=interventions,
+        collision_speed=abs(env.sim.velocity[0]) if outcome == "collision" else 0.0,
+        steps=steps,
+        min_time=task.path_length / max(abs(v) for v in env.card.action.linear),
+        trajectory=[(float(x), float(y)) for x, y in trajectory[:: max(1, len(trajectory) // 400)]],
+        at_fault=at_fault,
+        contact=contact,
+    )
+
+
+def mover_positions(env: NavEnv) -> list[tuple[float, float]]:
+    """Where the world's moving cylinders are now (world frame)."""
+    t = env.sim.time
+    return [WaypointLoop(m.waypoints, m.speed).position(t) for m in env.task.world.moving_cylinders]
+
+
+def summarize(results: Sequence[EpisodeResult]) -> dict[str, Any]:
+    """Rates and means over a set of episodes of one world and mode."""
+    count = len(results)
+    if count == 0:
+        return {"episodes": 0}
+    successes = [r for r in results if r.outcome == "success"]
+    steps = sum(r.steps for r in results)
+    collided = [r for r in results if r.outcome == "collision"]
+
+    def mean(values: list[float]) -> float | None:
+        return float(np.mean(values)) if values else None
+
+    return {
+        "episodes": count,
+        "success_rate": len(successes) / count,
+        "collision_rate": sum(r.outcome == "collision" for r in results) / count,
+        "timeout_rate": sum(r.outcome == "timeout" for r in results) / count,
+        "successes": len(successes),
+        "success_ci95": list(wilson_interval(len(successes), count)),
+        "timeouts": sum(r.outcome == "timeout" for r in results),
+        "collisions": len(collided),
+        # Of those, the ones the robot drove into, and the others (hit while still or
+        # while moving away: a moving obstacle ran into it).
+        "collisions_at_fault": sum(r.at_fault for r in collided),
+        "collisions_not_at_fault": sum(not r.at_fault for r in collided),
+        # Contacts where the robot was (nearly) still (the older, speed-only split).
+        "collisions_while_still": sum(r.collision_speed < STILL_SPEED for r in collided),
+        "mean_time_to_goal": mean([r.time for r in successes]),
+        # Shortest path at top speed over the same episodes: how much faster any mode
+        # could be at all (a ratio to the baseline below this bound's is unreachable).
+        "mean_min_time": mean([r.min_time for r in successes]),
+        "mean_path_length": mean([r.path_length for r in successes]),
+        "smoothness": mean([r.smoothness for r in results]),
+        "intervention_rate": sum(r.interventions for r in results) / max(steps, 1),
+    }
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a success rate (default 95 %); (0, 1) without trials."""
+    if trials <= 0:
+        return (0.0, 1.0)
+    p = successes / trials
+    denominator = 1.0 + z * z / trials
+    centre = (p + z * z / (2.0 * trials)) / denominator
+    half = z * math.sqrt(p * (1.0 - p) / trials + z * z / (4.0 * trials * trials)) / denominator
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def time_ratio(results: Sequence[EpisodeResult], mode: str, baseline: str = "dwa") -> float | None:
+    """Mean of mode's time / baseline's time over episodes both completed successfully."""
+    by_key = {(r.world, r.seed, r.mode): r for r in results}
+    ratios = []
+    for r in results:
+        if r.mode != mode or r.outcome != "success":
+            continue
+        other = by_key.get((r.world, r.seed, baseline))
+        if other is not None and other.outcome == "success" and other.time > 0:
+            ratios.append(r.time / other.time)
+    return float(np.mean(ratios)) if ratios else None
+
+
+def gate_verdict(
+    summary: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    thresholds: Mapping[str, float],
+    default_threshold: float = DEFAULT_SUCCESS_THRESHOLD,
+    mode: str = "policy_safety",
+) -> dict[str, Any]:
+    """Pass when, on every world, `mode` succeeds often enough and never collides."""
+    failures = []
+    for world, modes in summary.items():
+        stats = modes.get(mode)
+        if stats is None or not stats.get("episodes"):
+            failures.append(f"{world}: no {mode} episodes")
+            continue
+        needed = thresholds.get(world, default_threshold)
+        if stats["success_rate"] < needed:
+            failures.append(f"{world}: success {stats['success_rate']:.2f} < {needed:.2f}")
+        if stats["collisions"] > 0:
+            failures.append(f"{world}: {stats['collisions']} collision(s) in mode {mode}")
+    return {"passed": not failures, "mode": mode, "failures": failures}
