@@ -10,6 +10,7 @@ at 1 Hz.
 The arbiter owns the goal: every valid `goal_pose` is handed on, unchanged, on
 `hybrid/goal` (reliable, transient local, depth 1), which the launch files remap the policy
 node's `goal_pose` to, so a goal published once (`ros2 topic pub --once`) reaches both.
+The current goal is handed on again every second, for readers that matched late.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ class HybridFallbackNode(Node):
             self.create_subscription(message_type, topic, callback, qos)
 
         self.create_timer(config.control_period, self._on_timer)
-        self.create_timer(1.0, self._publish_diagnostics)
+        self._goal_msg: PoseStamped | None = None
+        self.create_timer(1.0, self._on_slow_timer)
         self._publish_mode(self.arbiter.mode, "no goal")
 
     @property
@@ -149,6 +151,7 @@ class HybridFallbackNode(Node):
         if update is GoalUpdate.DROPPED:
             self.get_logger().warning(f"goal_pose dropped (frame '{frame}', x={x}, y={y})")
             return
+        self._goal_msg = msg
         self.goal_pub.publish(msg)  # hand the goal on to the policy node (hybrid/goal)
         if update is GoalUpdate.NEW:
             self.get_logger().info(f"new goal ({x:.2f}, {y:.2f})")
@@ -204,6 +207,15 @@ class HybridFallbackNode(Node):
     def _publish_mode(self, mode: Mode, reason: str) -> None:
         self.mode_pub.publish(String(data=mode.value))
         self.reason_pub.publish(String(data=f"{mode.value}: {reason}"))
+
+    def _on_slow_timer(self) -> None:
+        self._publish_diagnostics()
+        # Latching alone is not enough: a volatile reader (the policy node's goal_pose is
+        # one, so `ros2 topic pub` works without a remap) gets no history, and one that
+        # matched only after the hand-over would never see the goal. Re-sent goals are
+        # not new goals to either node.
+        if self._goal_msg is not None:
+            self.goal_pub.publish(self._goal_msg)
 
     def _publish_diagnostics(self) -> None:
         values = self.supervisor.diagnostic_values(self._now())

@@ -279,6 +279,37 @@ def test_a_re_sent_goal_is_not_a_new_goal(rclpy_context):
         node.destroy_node()
 
 
+def test_the_goal_reaches_a_volatile_reader_that_matched_after_the_hand_over(rclpy_context):
+    """The policy node reads hybrid/goal volatile: latching alone would never reach it."""
+    node = HybridFallbackNode(context=rclpy_context)
+    reader = rclpy.create_node("late_goal_reader", context=rclpy_context)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(node)
+    executor.add_node(reader)
+    try:
+        goal = PoseStamped()
+        goal.header.frame_id = "odom"
+        goal.pose.position.x, goal.pose.position.y = 1.0, 2.0
+        node._on_goal(goal)  # handed on before anyone reads hybrid/goal
+        received: list[tuple[float, float]] = []
+        reader.create_subscription(
+            PoseStamped,
+            "hybrid/goal",
+            lambda msg: received.append((msg.pose.position.x, msg.pose.position.y)),
+            RELIABLE,
+        )
+        for _ in range(300):  # bounded: the node re-sends every second
+            executor.spin_once(timeout_sec=0.1)
+            if received:
+                break
+        assert received and received[0] == (1.0, 2.0)
+        assert node.supervisor.goal_id == 1
+    finally:
+        executor.shutdown()
+        reader.destroy_node()
+        node.destroy_node()
+
+
 @pytest.mark.parametrize("source", ["policy", "teleop"])
 def test_a_source_that_stops_at_a_clock_jump_back_still_times_out(rclpy_context, source):
     """/clock goes back 5 s as the policy (or teleop) stops: its timeout runs on the new clock.
