@@ -164,7 +164,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `rl_training` command."""
-    from rl_training.evaluate import DEFAULT_WORLDS, EVALUATION_SEED
+    from rl_training.evaluate import DEFAULT_MODES, DEFAULT_WORLDS, EVALUATION_SEED, MODES
 
     parser = argparse.ArgumentParser(prog="rl_training", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--episodes", type=int, default=10, help="held-out episodes per world")
     evaluate.add_argument(
         "--modes",
-        help="comma list of policy,policy_safety,dwa,dwa_safety (default: all but dwa_safety)",
+        help=f"comma list of {','.join(MODES)} (default: {','.join(DEFAULT_MODES)})",
     )
     evaluate.add_argument("--seed", type=int, default=EVALUATION_SEED)
     evaluate.add_argument("--max-time", type=float, help="cap each episode's time limit (s)")

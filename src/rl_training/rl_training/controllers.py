@@ -7,25 +7,53 @@ Each turns the env's current observation and sensors into a (v, w) command:
 - `SafetyFilteredController`: another controller's command through the safety filter
   core (`safety_controller.safety_filter.SafetyFilter`), configured as deployed;
 - `DwaController`: the hybrid fallback's controller (DWA guided by its navigation grid),
-  configured as deployed, on the same scan and odometry.
+  configured as deployed, on the same scan and odometry;
+- `StackController`: the deployed stack in-process: the policy, the hybrid arbiter
+  (`hybrid_fallback.supervisor.HybridSupervisor`) with its DWA fallback, and the safety
+  filter, wired as their nodes are.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hybrid_fallback.arbiter import Decision, Mode
 from hybrid_fallback.fallback import FallbackController
 from hybrid_fallback.hybrid_config import HybridConfig, fallback_controller
+from hybrid_fallback.supervisor import HybridSupervisor
 from rl_policy_node.action_scaling import action_to_velocity
 from rl_policy_node.policy_loader import LoadedPolicy
 from rl_training.deployed_cores import deployed_hybrid_config, deployed_safety_config
 from rl_training.nav_env import NavEnv
+from rlguard_common.geometry import quaternion_from_yaw
 from rlguard_common.robot_profile import RobotProfile
-from safety_controller.safety_filter import SAFETY_REASONS, SafetyConfig, SafetyFilter
+from safety_controller.safety_filter import (
+    SAFETY_REASONS,
+    FilterOutput,
+    SafetyConfig,
+    SafetyFilter,
+)
 from safety_controller.scan_geometry import LidarMount, ScanPoints, scan_to_points
+
+
+@dataclass
+class ModeAccount:
+    """One episode of an arbiter: the seconds each mode drove and the hand-overs."""
+
+    seconds: dict[str, float] = field(default_factory=dict)  # Mode value -> s it drove
+    handovers: int = 0
+
+    def fractions(self) -> dict[str, float]:
+        """The fraction of the episode's time each mode drove (empty before any step)."""
+        total = sum(self.seconds.values())
+        if total <= 0.0:
+            return {}
+        return {mode: seconds / total for mode, seconds in self.seconds.items()}
 
 
 class Controller:
@@ -34,6 +62,7 @@ class Controller:
     name = "controller"
     last_action: np.ndarray | None = None  # the policy output fed back as previous action
     last_step: dict[str, Any] | None = None  # what the last command was made of (optional)
+    mode_account: ModeAccount | None = None  # the episode's arbiter modes (arbitrated only)
 
     def reset(self, env: NavEnv) -> None:
         """Start of an episode."""
@@ -102,6 +131,7 @@ class SafetyFilteredController(Controller):
         self.safety_yaml = safety_yaml
         self._deployed: dict[tuple[Any, ...], SafetyConfig] = {}  # per `env_key`
         self.filter: SafetyFilter | None = None
+        self.last_output: FilterOutput | None = None  # the filter's last step
         self._scan_stamp: float | None = None
 
     def reset(self, env: NavEnv) -> None:
@@ -114,6 +144,7 @@ class SafetyFilteredController(Controller):
                 self._deployed[key] = deployed_safety_config(env, self.safety_yaml)
             config = self._deployed[key]
         self.filter = SafetyFilter(config)
+        self.last_output = None
         self._scan_stamp = None
 
     def command(self, env: NavEnv, observation: np.ndarray) -> tuple[float, float, bool]:
@@ -134,6 +165,7 @@ class SafetyFilteredController(Controller):
         self.filter.set_odometry(odom.v, odom.w, now)
         self.filter.set_command(v, w, now)
         out = self.filter.step(now)
+        self.last_output = out
         self.last_step = {
             "request": [float(v), float(w)],
             "output": [float(out.linear), float(out.angular)],
@@ -195,6 +227,132 @@ class DwaController(Controller):
             env.sim.time,
         )
         return result.linear, result.angular, False
+
+
+class StackController(Controller):
+    """The deployed stack in-process: policy -> hybrid arbiter (+ DWA) -> safety filter.
+
+    Every control step is wired as the nodes are: the policy (`policy`, e.g. a
+    `LearnedPolicyController`) computes its command as the policy node does at its rate; a
+    non-finite output is no command and `policy/active` false, otherwise it is active
+    (it has the episode's goal; episodes end before its goal tolerance). The
+    `HybridSupervisor` then receives the policy's command and activity, a new scan (its
+    LaserScan fields), the odometry (pose with its yaw as a quaternion, velocities) and the
+    filter's `safety/scale` of the previous step, steps, and its command goes through the
+    safety filter (`SafetyFilteredController.filtered`). The policy's previous action is its
+    own last output (zero after a tick without one), as the policy node feeds back.
+
+    Configured as deployed: the supervisor from `deployed_hybrid_config` (of `hybrid_yaml`,
+    default the workspace's config/hybrid_fallback.yaml), the filter from
+    `deployed_safety_config` (of `safety_yaml`) unless `safety_config` is given; a fresh
+    supervisor and filter per episode, the goal given in the odometry frame.
+
+    `mode_account` holds the episode's seconds per arbiter mode (each step's mode for the
+    control period its command drives) and its hand-overs: the mode switches into or out
+    of POLICY after the episode's first decision (which only picks who starts).
+    """
+
+    name = "stack"
+
+    def __init__(
+        self,
+        policy: Controller,
+        hybrid_yaml: str | Path | None = None,
+        safety_config: SafetyConfig | None = None,
+        safety_yaml: str | Path | None = None,
+    ) -> None:
+        self.policy = policy
+        self.hybrid_yaml = hybrid_yaml
+        self.safety = SafetyFilteredController(
+            policy, config=safety_config, safety_yaml=safety_yaml
+        )
+        self._deployed: dict[tuple[Any, ...], HybridConfig] = {}  # per `env_key`
+        self.supervisor: HybridSupervisor | None = None
+        self._scan_stamp: float | None = None
+        self._scale: tuple[float, float] | None = None  # (time, scale) of the last filter step
+        self._decisions = 0
+
+    def reset(self, env: NavEnv) -> None:
+        """A fresh supervisor (with the episode's goal) and filter; the policy is reset."""
+        self.safety.reset(env)
+        key = env_key(env)
+        if key not in self._deployed:
+            self._deployed[key] = deployed_hybrid_config(env, self.hybrid_yaml)
+        config = self._deployed[key]
+        self.supervisor = HybridSupervisor(config, now=env.sim.time)
+        self.supervisor.receive_goal(config.odom_frame_id, *env.task.goal)
+        self.mode_account = ModeAccount()
+        self._scan_stamp = None
+        self._scale = None
+        self._decisions = 0
+
+    def command(self, env: NavEnv, observation: np.ndarray) -> tuple[float, float, bool]:
+        """The stack's command: the arbiter's pick through the filter, and whether the
+        filter intervened for safety."""
+        supervisor, account = self.supervisor, self.mode_account
+        if supervisor is None or account is None:
+            raise RuntimeError("StackController.reset(env) first")
+        now = env.sim.time
+        request = self._policy_tick(env, observation)
+        if request is not None:
+            supervisor.receive_policy_cmd(request[0], request[1], now)
+        supervisor.receive_policy_active(request is not None)
+        scan = env.scan
+        if scan.stamp != self._scan_stamp:  # a new scan, as the node receives it
+            self._scan_stamp = scan.stamp
+            supervisor.receive_scan(
+                scan.ranges,
+                scan.angle_min,
+                scan.angle_increment,
+                scan.range_min,
+                scan.range_max,
+                now,
+            )
+        odom = env.sim.odometry()
+        supervisor.receive_odom(
+            (odom.x, odom.y), quaternion_from_yaw(odom.yaw), (odom.v, odom.w), now
+        )
+        if self._scale is not None:  # published by the filter as it sent the last command
+            supervisor.receive_safety_scale(self._scale[1], self._scale[0])
+        decision = supervisor.step(now)
+        self._count(decision, env.dt)
+        v, w, intervened = self.safety.filtered(env, *supervisor.command(decision, now))
+        assert self.safety.last_output is not None
+        self._scale = (now, self.safety.last_output.scale)
+        self.last_step = {
+            "mode": decision.mode.value,
+            "policy": None if request is None else [float(request[0]), float(request[1])],
+            **(self.safety.last_step or {}),
+        }
+        return v, w, intervened
+
+    def _policy_tick(self, env: NavEnv, observation: np.ndarray) -> tuple[float, float] | None:
+        """The policy node's tick: its command, or None when it publishes none (inactive)."""
+        try:
+            v, w, _ = self.policy.command(env, observation)
+        except ValueError:  # a non-finite output (`action_to_velocity`): never a command
+            v = w = math.nan
+        if not (math.isfinite(v) and math.isfinite(w)):
+            # No command, policy/active false; the next active tick starts from a zero
+            # previous action.
+            self.last_action = np.zeros(2)
+            return None
+        self.last_action = self.policy.last_action
+        return v, w
+
+    def _count(self, decision: Decision, period: float) -> None:
+        """Book the control period to the decision's mode; count a hand-over."""
+        account = self.mode_account
+        assert account is not None
+        mode = decision.mode.value
+        account.seconds[mode] = account.seconds.get(mode, 0.0) + period
+        if (
+            decision.switched
+            and self._decisions > 0
+            and Mode.POLICY in (decision.mode, decision.previous)
+        ):
+            account.handovers += 1
+        self._decisions += 1
 
 
 def baseline_kind(config: HybridConfig) -> str:

@@ -6,6 +6,9 @@ collision whether the robot drove into it (`Simulator.at_fault_collision_count`)
 control steps before it. `summarize` turns the episodes of one world and mode into rates
 and means (success with its Wilson 95 % interval); `gate_verdict` is the deployment gate:
 success >= the world's threshold and no collision in the gated mode, on every world.
+For an arbitrated mode (the stack) an episode also records the fraction of its time each
+arbiter mode drove and its hand-overs, and `stack_check` compares the stack's success with
+the better of the policy behind the filter and the DWA, per world.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from hybrid_fallback.arbiter import Mode
 from rl_policy_node.action_scaling import velocity_to_action
 from rl_training.controllers import Controller
 from rl_training.nav_env import NavEnv
@@ -50,6 +54,10 @@ class EpisodeResult:
     # For a collision: the last control steps before it (time, request, output, filter
     # state and reasons, measured speed), to reproduce and explain it.
     contact: list[dict[str, Any]] = field(default_factory=list)
+    # Arbitrated modes only (the stack): arbiter mode -> fraction of the episode's time it
+    # drove, and the hand-overs (see `StackController`).
+    mode_fractions: dict[str, float] = field(default_factory=dict)
+    handovers: int = 0
 
 
 def run_episode(
@@ -94,6 +102,7 @@ def run_episode(
         contact = [*recent, {"time": round(env.sim.time, 3), "pose": [x, y, yaw]}]
         contact[-1]["measured"] = list(env.sim.velocity)
         contact[-1]["movers"] = [list(p) for p in mover_positions(env)]
+    account = controller.mode_account
     return EpisodeResult(
         world=world,
         task=task.label,
@@ -110,6 +119,8 @@ def run_episode(
         trajectory=[(float(x), float(y)) for x, y in trajectory[:: max(1, len(trajectory) // 400)]],
         at_fault=at_fault,
         contact=contact,
+        mode_fractions=account.fractions() if account is not None else {},
+        handovers=account.handovers if account is not None else 0,
     )
 
 
@@ -131,7 +142,7 @@ def summarize(results: Sequence[EpisodeResult]) -> dict[str, Any]:
     def mean(values: list[float]) -> float | None:
         return float(np.mean(values)) if values else None
 
-    return {
+    stats: dict[str, Any] = {
         "episodes": count,
         "success_rate": len(successes) / count,
         "collision_rate": sum(r.outcome == "collision" for r in results) / count,
@@ -154,6 +165,18 @@ def summarize(results: Sequence[EpisodeResult]) -> dict[str, Any]:
         "smoothness": mean([r.smoothness for r in results]),
         "intervention_rate": sum(r.interventions for r in results) / max(steps, 1),
     }
+    arbitrated = [r for r in results if r.mode_fractions]
+    if arbitrated:
+        # Mean over the episodes of each arbiter mode's share of the episode's time.
+        seen = {mode for r in arbitrated for mode in r.mode_fractions}
+        modes = [mode.value for mode in Mode if mode.value in seen]
+        stats["mode_time_fraction"] = {
+            mode: float(np.mean([r.mode_fractions.get(mode, 0.0) for r in arbitrated]))
+            for mode in modes
+        }
+        stats["handovers_mean"] = float(np.mean([r.handovers for r in arbitrated]))
+        stats["handovers_total"] = sum(r.handovers for r in arbitrated)
+    return stats
 
 
 def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
@@ -199,3 +222,31 @@ def gate_verdict(
         if stats["collisions"] > 0:
             failures.append(f"{world}: {stats['collisions']} collision(s) in mode {mode}")
     return {"passed": not failures, "mode": mode, "failures": failures}
+
+
+STACK_RIVALS = ("policy_safety", "dwa")  # the stack must do no worse than the better of these
+
+
+def stack_check(
+    summary: Mapping[str, Mapping[str, Mapping[str, Any]]], mode: str = "stack"
+) -> dict[str, Any] | None:
+    """Per world, whether `mode` succeeds at least as often as the better of `STACK_RIVALS`.
+
+    Only worlds where all three ran (with episodes) are judged; None when there is none.
+    """
+    worlds: dict[str, dict[str, Any]] = {}
+    for world, modes in summary.items():
+        ran = [modes.get(m) for m in (mode, *STACK_RIVALS)]
+        if any(stats is None or not stats.get("episodes") for stats in ran):
+            continue
+        best = max(STACK_RIVALS, key=lambda m: modes[m]["success_rate"])
+        success = modes[mode]["success_rate"]
+        worlds[world] = {
+            "success": success,
+            "best_rival": best,
+            "best_rival_success": modes[best]["success_rate"],
+            "ok": success >= modes[best]["success_rate"],
+        }
+    if not worlds:
+        return None
+    return {"mode": mode, "passed": all(w["ok"] for w in worlds.values()), "worlds": worlds}

@@ -8,7 +8,12 @@ on); every task is run by each controller mode on the same seed, so the numbers 
   (`safety_controller.safety_filter.SafetyFilter`), as deployed;
 - ``dwa``: the hybrid fallback's controller (DWA guided by its navigation grid) on the
   same scan and odometry;
-- ``dwa_safety``: the DWA's command through the same safety filter core.
+- ``dwa_safety``: the DWA's command through the same safety filter core;
+- ``stack``: the deployed stack in-process: the policy, the hybrid arbiter with the DWA
+  fallback, and the safety filter (`rl_training.controllers.StackController`); it also
+  reports the fraction of time each arbiter mode drove and the hand-overs, and
+  `stack_check` whether it succeeds at least as often as the better of ``policy_safety``
+  and ``dwa`` on every world where all three ran.
 
 The filter and the DWA are configured as their nodes are, from
 `config/safety_controller.yaml` (or the file given) and `config/hybrid_fallback.yaml` with
@@ -48,10 +53,18 @@ from rl_training.controllers import (
     DwaController,
     LearnedPolicyController,
     SafetyFilteredController,
+    StackController,
     baseline_kind,
 )
 from rl_training.deployed_cores import deployed_hybrid_config
-from rl_training.episodes import EpisodeResult, gate_verdict, run_episode, summarize, time_ratio
+from rl_training.episodes import (
+    EpisodeResult,
+    gate_verdict,
+    run_episode,
+    stack_check,
+    summarize,
+    time_ratio,
+)
 from rl_training.mover_scenes import FAMILIES, scene_task
 from rl_training.nav_env import EnvConfig, NavEnv
 from rl_training.report import EvaluationReport
@@ -59,7 +72,7 @@ from rl_training.worlds import STAGE_NAMES, Task, TaskSettings, generated_task, 
 from rlguard_common.robot_profile import RobotProfile, load_robot_profile
 from rlguard_common.world import load_world
 
-MODES = ("policy", "policy_safety", "dwa", "dwa_safety")  # every mode there is
+MODES = ("policy", "policy_safety", "dwa", "dwa_safety", "stack")  # every mode there is
 DEFAULT_MODES = ("policy", "policy_safety", "dwa")  # what runs unless asked for
 DEFAULT_WORLDS = ("empty", "corridor", "warehouse", "dynamic", "generated")
 DEFAULT_THRESHOLDS = {"dynamic": 0.85}
@@ -172,6 +185,7 @@ def evaluate(
         summary=summary,
         time_ratio_vs_dwa=ratios,
         gate=gate_verdict(summary, merged, mode=gate_mode),
+        stack_check=stack_check(summary),
         baseline=baseline_kind(deployed_hybrid_config(env))
         if {"dwa", "dwa_safety"} & set(modes)
         else "not run",
@@ -199,6 +213,7 @@ def _init_worker(model_path: str, modes: tuple[str, ...], safety_yaml: str | Non
         ),
         "dwa": DwaController,
         "dwa_safety": lambda: SafetyFilteredController(DwaController(), safety_yaml=safety_yaml),
+        "stack": lambda: StackController(LearnedPolicyController(policy), safety_yaml=safety_yaml),
     }
     _WORKER.clear()
     _WORKER.update(env=env, modes=modes, controllers={m: builders[m]() for m in modes})

@@ -1,8 +1,9 @@
 """An evaluation's report: its data, the Markdown table, JSON, plots and the policy card.
 
-`EvaluationReport` holds the per world and mode summaries, the gate verdict and every
-episode; `write_outputs` writes evaluation.json, evaluation.md and PNG plots (matplotlib,
-Agg), and `record_in_card` stores the summary and verdict in the policy file's card.
+`EvaluationReport` holds the per world and mode summaries, the gate verdict, the stack
+check (when the stack ran beside policy_safety and dwa) and every episode;
+`write_outputs` writes evaluation.json, evaluation.md and PNG plots (matplotlib, Agg), and
+`record_in_card` stores the summary and verdict in the policy file's card.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class EvaluationReport:
     baseline: str  # "dwa+grid" (the fallback with grid guidance), "dwa" (without), "not run"
     wall_time_s: float
     episodes: list[EpisodeResult]
+    # `episodes.stack_check`: the stack's success against the better of policy_safety and
+    # dwa per world (None: not all three ran).
+    stack_check: dict[str, Any] | None = None
 
     def to_dict(self, with_trajectories: bool = False) -> dict[str, Any]:
         """JSON-ready data (trajectories left out unless asked for)."""
@@ -54,13 +58,38 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
+def arbiter_cell(stats: dict[str, Any]) -> str:
+    """The compact arbiter cell of a summary: each mode's initial and mean share of the
+    time it drove (modes that never drove left out), then the mean hand-overs per episode,
+    e.g. "P 0.82 F 0.18; 1.5"; "-" for a mode without an arbiter."""
+    fractions = stats.get("mode_time_fraction")
+    if not fractions:
+        return "-"
+    shares = " ".join(f"{mode[0]} {share:.2f}" for mode, share in fractions.items() if share > 0)
+    return f"{shares}; {stats.get('handovers_mean', 0.0):.1f}"
+
+
 def markdown_table(report: EvaluationReport) -> str:
-    """The evaluation table (one row per world and mode) as Markdown."""
-    lines = [
+    """The evaluation table (one row per world and mode) as Markdown.
+
+    When an arbitrated mode (the stack) ran, an "arbiter" column shows its modes' shares of
+    the time and its mean hand-overs (see `arbiter_cell`), and the stack check follows the
+    gate.
+    """
+    arbitrated = any(
+        stats.get("mode_time_fraction")
+        for modes in report.summary.values()
+        for stats in modes.values()
+    )
+    header = (
         "| world | mode | episodes | success (95 % CI) | collisions at fault / other | "
-        "timeout | time-to-goal (s) | bound (s) | path (m) | smoothness | interventions |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
+        "timeout | time-to-goal (s) | bound (s) | path (m) | smoothness | interventions |"
+    )
+    rule = "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    if arbitrated:
+        header += " arbiter: time share; hand-overs |"
+        rule += " --- |"
+    lines = [header, rule]
     for world, modes in report.summary.items():
         for mode, stats in modes.items():
             interval = stats.get("success_ci95")
@@ -75,6 +104,8 @@ def markdown_table(report: EvaluationReport) -> str:
                 f"{_fmt(stats.get('mean_path_length'), 1)} | {_fmt(stats.get('smoothness'), 3)} | "
                 f"{_fmt(stats.get('intervention_rate'), 3)} |"
             )
+            if arbitrated:
+                lines[-1] += f" {arbiter_cell(stats)} |"
     ratio_text = ", ".join(
         f"{mode}: {_fmt(value)}" for mode, value in report.time_ratio_vs_dwa.items()
     )
@@ -86,6 +117,23 @@ def markdown_table(report: EvaluationReport) -> str:
         "successful episodes; no controller can be faster."
     ]
     lines += [f"Gate ({report.gate['mode']}): {verdict}"]
+    if arbitrated:
+        lines += [
+            "Arbiter: mean share of the episode's time each mode drove (P POLICY, F FALLBACK, "
+            "S STOPPED, I IDLE, T TELEOP); hand-overs: mean switches into or out of POLICY "
+            "per episode after its first decision."
+        ]
+    check = report.stack_check
+    if check is not None:
+        worse = [
+            f"{world}: {w['success']:.2f} < {w['best_rival']} {w['best_rival_success']:.2f}"
+            for world, w in check["worlds"].items()
+            if not w["ok"]
+        ]
+        lines += [
+            f"Stack check ({check['mode']} >= the better of policy_safety and dwa, per world): "
+            + ("PASSED" if check["passed"] else "FAILED: " + "; ".join(worse))
+        ]
     return "\n".join(lines)
 
 
@@ -116,6 +164,7 @@ def plot_report(report: EvaluationReport, out: Path) -> dict[str, Path]:
         "policy_safety": "tab:green",
         "dwa": "tab:orange",
         "dwa_safety": "tab:red",
+        "stack": "tab:purple",
     }
     paths: dict[str, Path] = {}
     shipped = [w for w in report.worlds if not w.startswith("generated") and w not in FAMILIES]
