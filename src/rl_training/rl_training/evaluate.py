@@ -24,8 +24,10 @@ in `rl_training.episodes`, the table, JSON, plots and card record in `rl_trainin
 
 Worlds are shipped world names, ``generated`` (clutter and moving-obstacle stages),
 ``generated_<stage>`` (one curriculum stage, e.g. ``generated_clutter``) and the
-moving-obstacle families of `rl_training.mover_scenes` (``crossing``, ``headon``,
-``overtaking``, ``movers``; held-out scene seeds `seed + episode`).
+static families of `rl_training.world_families` (``doorway``, ``clutter``, ``dead_end``,
+``open``, ``rooms``) and the moving-obstacle families of `rl_training.mover_scenes`
+(``crossing``, ``headon``, ``overtaking``, ``movers``); families take held-out seeds
+`seed + episode`.
 
 Per world and mode: success (with its Wilson 95 % interval), collision and timeout rates,
 collisions split into at fault (the robot's own velocity had a component toward the
@@ -68,6 +70,7 @@ from rl_training.episodes import (
 from rl_training.mover_scenes import FAMILIES, scene_task
 from rl_training.nav_env import EnvConfig, NavEnv
 from rl_training.report import EvaluationReport
+from rl_training.world_families import STATIC_FAMILIES, static_family_task
 from rl_training.worlds import STAGE_NAMES, Task, TaskSettings, generated_task, shipped_task
 from rlguard_common.robot_profile import RobotProfile, load_robot_profile
 from rlguard_common.world import load_world
@@ -76,6 +79,8 @@ MODES = ("policy", "policy_safety", "dwa", "dwa_safety", "stack")  # every mode 
 DEFAULT_MODES = ("policy", "policy_safety", "dwa")  # what runs unless asked for
 DEFAULT_WORLDS = ("empty", "corridor", "warehouse", "dynamic", "generated")
 DEFAULT_THRESHOLDS = {"dynamic": 0.85}
+# The procedural families: static (`world_families`) and moving-obstacle (`mover_scenes`).
+FAMILY_WORLDS = (*STATIC_FAMILIES, *FAMILIES)
 # Held-out evaluation seeds start here; training draws its seeds from its config seed.
 EVALUATION_SEED = 900_000
 
@@ -86,8 +91,9 @@ def evaluation_tasks(
     """Held-out tasks for a world name.
 
     "generated": clutter and moving-obstacle worlds in turn; "generated_<stage>": one
-    curriculum stage (e.g. "generated_clutter"); a `mover_scenes` family name: its scenes
-    of seeds `seed + episode`; anything else: a shipped world's legs. `max_time` caps each
+    curriculum stage (e.g. "generated_clutter"); a static family of `world_families`
+    (e.g. "doorway") or a `mover_scenes` family name: its tasks of seeds `seed + episode`;
+    anything else: a shipped world's legs. `max_time` caps each
     task's time limit (s), for quick checks.
     """
     tasks = []
@@ -98,12 +104,14 @@ def evaluation_tasks(
             raise ValueError(f"unknown generated stage {name!r}; known: {', '.join(STAGE_NAMES)}")
         stage = STAGE_NAMES.index(name)
     shipped = None
-    if world != "generated" and stage is None and world not in FAMILIES:
+    if world != "generated" and stage is None and world not in FAMILY_WORLDS:
         shipped = load_world(world)
     for episode in range(episodes):
         rng = np.random.default_rng([seed, episode, len(world)])
         if world in FAMILIES:
             tasks.append(scene_task(world, seed + episode, settings))
+        elif world in STATIC_FAMILIES:
+            tasks.append(static_family_task(world, seed + episode, settings))
         elif stage is not None:
             tasks.append(generated_task(stage, rng, settings))
         elif shipped is None:

@@ -38,9 +38,9 @@ from rl_training.worlds import (
     FreeSpaceGrid,
     Task,
     TaskSettings,
-    _random_obstacles,
     clear_points,
     moving_clearance,
+    random_obstacles,
     static_clearance,
     time_limit_for,
 )
@@ -103,7 +103,7 @@ def phased_loop(
     return tuple(points)  # unreachable: the last segment always matches
 
 
-def _world(
+def scene_world(
     name: str,
     size: tuple[float, float],
     movers: Sequence[MovingCylinder],
@@ -113,6 +113,7 @@ def _world(
     boxes: Sequence[Box] = (),
     cylinders: Sequence[Cylinder] = (),
 ) -> World:
+    """A generated world: an arena of `size` with these obstacles, one start and one goal."""
     return World(
         name=name,
         arena_size=(float(size[0]), float(size[1])),
@@ -129,7 +130,7 @@ def _world(
     )
 
 
-def _task(
+def checked_task(
     world: World,
     start: tuple[float, float],
     yaw: float,
@@ -236,11 +237,11 @@ def crossing(rng: np.random.Generator, settings: TaskSettings) -> Task | None:
     waypoints = phased_loop(((float(a[0]), float(a[1])), (float(b[0]), float(b[1]))), offset)
     mover = MovingCylinder(radius=radius, speed=speed, waypoints=waypoints)
     boxes, cylinders = _clear_of_route(
-        *_random_obstacles(rng, half, int(rng.integers(0, 4))), start, goal, (a, b), radius
+        *random_obstacles(rng, half, int(rng.integers(0, 4))), start, goal, (a, b), radius
     )
-    world = _world("crossing", size, [mover], start, goal, settings, boxes, cylinders)
+    world = scene_world("crossing", size, [mover], start, goal, settings, boxes, cylinders)
     yaw = heading + float(rng.uniform(-math.pi / 2.0, math.pi / 2.0))
-    return _task(world, (start[0], start[1]), yaw, (goal[0], goal[1]), settings)
+    return checked_task(world, (start[0], start[1]), yaw, (goal[0], goal[1]), settings)
 
 
 def _clear_of_route(
@@ -300,11 +301,11 @@ def head_on(rng: np.random.Generator, settings: TaskSettings) -> Task | None:
     mover = MovingCylinder(
         float(radius), float(rng.uniform(*MOVER_SPEED)), phased_loop(lane, offset)
     )
-    world = _world("headon", size, [mover], start, goal, settings)
+    world = scene_world("headon", size, [mover], start, goal, settings)
     if not _passable(world, lane, radius, settings):
         return None
     yaw = float(rng.uniform(-math.pi / 3.0, math.pi / 3.0))
-    return _task(world, start, yaw, goal, settings)
+    return checked_task(world, start, yaw, goal, settings)
 
 
 def overtaking(rng: np.random.Generator, settings: TaskSettings) -> Task | None:
@@ -336,11 +337,11 @@ def overtaking(rng: np.random.Generator, settings: TaskSettings) -> Task | None:
         return None
     lane = ((back, lane_y), (front, lane_y))
     mover = MovingCylinder(radius, speed, phased_loop(lane, phase))
-    world = _world("overtaking", size, [mover], start, goal, settings)
+    world = scene_world("overtaking", size, [mover], start, goal, settings)
     if not _passable(world, lane, radius, settings):
         return None
     yaw = float(rng.uniform(-math.pi / 4.0, math.pi / 4.0))
-    return _task(world, start, yaw, goal, settings, check_movers_at_start=False)
+    return checked_task(world, start, yaw, goal, settings, check_movers_at_start=False)
 
 
 def _segment_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -354,8 +355,8 @@ def several_movers(rng: np.random.Generator, settings: TaskSettings) -> Task | N
     """An open room with static boxes and 2-4 movers on random loops, one near the route."""
     size = (float(rng.uniform(6.0, 9.0)), float(rng.uniform(6.0, 9.0)))
     half = (size[0] / 2.0, size[1] / 2.0)
-    boxes, cylinders = _random_obstacles(rng, half, int(rng.integers(2, 6)))
-    statics = _world("movers", size, [], (0.0, 0.0), (0.0, 0.0), settings, boxes, cylinders)
+    boxes, cylinders = random_obstacles(rng, half, int(rng.integers(2, 6)))
+    statics = scene_world("movers", size, [], (0.0, 0.0), (0.0, 0.0), settings, boxes, cylinders)
     movers: list[MovingCylinder] = []
     for _ in range(int(rng.integers(MOVER_COUNT[0], MOVER_COUNT[1] + 1))):
         radius = float(rng.uniform(*MOVER_RADIUS))
@@ -391,7 +392,7 @@ def several_movers(rng: np.random.Generator, settings: TaskSettings) -> Task | N
         goals=((float(goal[0]), float(goal[1])),),
     )
     yaw = float(rng.uniform(-math.pi, math.pi))
-    return _task(world, (start[0], start[1]), yaw, (goal[0], goal[1]), settings)
+    return checked_task(world, (start[0], start[1]), yaw, (goal[0], goal[1]), settings)
 
 
 def _loop_points(rng: np.random.Generator, half: tuple[float, float]) -> np.ndarray:

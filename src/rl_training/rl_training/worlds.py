@@ -224,9 +224,10 @@ def shipped_task(world: World, leg: int, rng: np.random.Generator, settings: Tas
     )
 
 
-def _random_obstacles(
+def random_obstacles(
     rng: np.random.Generator, half: tuple[float, float], count: int
 ) -> tuple[list[Box], list[Cylinder]]:
+    """`count` boxes and cylinders of random size and pose inside the arena's half extents."""
     boxes: list[Box] = []
     cylinders: list[Cylinder] = []
     for _ in range(count):
@@ -295,12 +296,12 @@ def generate_world(stage: int, rng: np.random.Generator) -> World:
     walls: list[Wall] = []
     movers: list[MovingCylinder] = []
     if stage == 1:
-        boxes, cylinders = _random_obstacles(rng, half, int(rng.integers(2, 6)))
+        boxes, cylinders = random_obstacles(rng, half, int(rng.integers(2, 6)))
     elif stage == 2:
-        boxes, cylinders = _random_obstacles(rng, half, int(rng.integers(6, 15)))
+        boxes, cylinders = random_obstacles(rng, half, int(rng.integers(6, 15)))
         walls = _baffle_walls(rng, half, int(rng.integers(0, 3)))
     elif stage == 3:
-        boxes, cylinders = _random_obstacles(rng, half, int(rng.integers(3, 9)))
+        boxes, cylinders = random_obstacles(rng, half, int(rng.integers(3, 9)))
         walls = _baffle_walls(rng, half, int(rng.integers(0, 2)))
         movers = _moving_cylinders(rng, half, int(rng.integers(1, 4)))
     return World(
