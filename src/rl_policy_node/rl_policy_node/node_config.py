@@ -6,6 +6,8 @@ match ``config/rl_policy_node.yaml``.
 
 from __future__ import annotations
 
+import math
+
 from rlguard_common.parameters import ParameterSpec
 
 NODE_NAME = "rl_policy_node"
@@ -60,5 +62,12 @@ PARAMETERS: dict[str, ParameterSpec] = {
     ),
     "publish_inference_ms": ParameterSpec(
         False, "Publish each inference time on policy/inference_ms."
+    ),
+    # Where the scan's points lie in the base frame: used only by a policy whose goal terms
+    # describe a grid waypoint (its navigation grid marks each scan's points).
+    "lidar_x": ParameterSpec(-0.032, "Lidar x in the base frame (m)", bounds=(-10.0, 10.0)),
+    "lidar_y": ParameterSpec(0.0, "Lidar y in the base frame (m)", bounds=(-10.0, 10.0)),
+    "lidar_yaw": ParameterSpec(
+        0.0, "Lidar yaw in the base frame (rad)", bounds=(-math.pi, math.pi)
     ),
 }

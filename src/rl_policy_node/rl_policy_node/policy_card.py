@@ -11,12 +11,20 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
+
+from hybrid_fallback.nav_grid import NavGridConfig
 
 CARD_FORMAT = "rlguard.policy/1"
 CARD_FILENAME = "policy_card.json"
 SCAN_REDUCTIONS = ("min", "stride")
+# What the goal terms point at: the goal itself, or a waypoint on the grid path to it.
+GOAL_SOURCE_GOAL = "goal"
+GOAL_SOURCE_GRID_WAYPOINT = "grid_waypoint"
+GOAL_SOURCES = (GOAL_SOURCE_GOAL, GOAL_SOURCE_GRID_WAYPOINT)
+# The waypoint settings a grid_waypoint card carries (and a goal card must not).
+WAYPOINT_FIELDS = ("lookahead", "replan_period", "grid")
 
 
 class PolicyCardError(ValueError):
@@ -49,9 +57,18 @@ class GoalSpec:
 
     With a `distance_cap` the distance is clipped to it and divided by it (in [0, 1]);
     without one it is the raw distance in metres.
+
+    `source` says which point the terms describe: "goal", the goal itself, or
+    "grid_waypoint", the point `lookahead` m down the shortest path to the goal over a
+    navigation grid (`grid`) built from the scans, recomputed every `replan_period` s
+    (`rl_policy_node.goal_source`). Only a grid_waypoint spec has the three settings.
     """
 
     distance_cap: float | None = None
+    source: str = GOAL_SOURCE_GOAL
+    lookahead: float | None = None  # m
+    replan_period: float | None = None  # s
+    grid: NavGridConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +140,11 @@ class PolicyCard:
         if self.observation.history_stride == 1:
             # Consecutive frames are the format's default: older readers keep reading it.
             del data["observation"]["history_stride"]
+        goal = data["observation"]["goal"]
+        if goal["source"] == GOAL_SOURCE_GOAL:
+            # The goal itself is the format's default: such a card reads as it always did.
+            for key in ("source", *WAYPOINT_FIELDS):
+                del goal[key]
         return data
 
     def to_json(self) -> str:
@@ -231,7 +253,12 @@ def card_from_dict(data: Any, source: str = "policy card") -> PolicyCard:
         source,
         {"sectors", "field_of_view_deg", "range_cap", "reduction"},
     )
-    goal = _section(obs.get("goal", {}), "observation.goal", source, {"distance_cap"})
+    goal = _section(
+        obs.get("goal", {}),
+        "observation.goal",
+        source,
+        {"distance_cap", "source", *WAYPOINT_FIELDS},
+    )
     velocity_data = obs.get("velocity", {})
     velocity = None
     if velocity_data is not None:
@@ -274,11 +301,7 @@ def card_from_dict(data: Any, source: str = "policy card") -> PolicyCard:
             ),
             reduction=_text(scan.get("reduction", "min"), "observation.scan.reduction", source),
         ),
-        goal=GoalSpec(
-            distance_cap=None
-            if cap is None
-            else _number(cap, "observation.goal.distance_cap", source, True)
-        ),
+        goal=_goal_spec(goal, cap, source),
         velocity=velocity,
         previous_action=previous_action,
         history_length=_integer(obs.get("history_length", 1), "observation.history_length", source),
@@ -308,8 +331,64 @@ def card_from_dict(data: Any, source: str = "policy card") -> PolicyCard:
     return validate_card(card, source)
 
 
+def _grid_config(data: Any, source: str) -> NavGridConfig:
+    """A navigation grid config from a card mapping that names every field."""
+    path = "observation.goal.grid"
+    names = [f.name for f in fields(NavGridConfig)]
+    grid = _section(data, path, source, set(names))
+    values: dict[str, Any] = {}
+    for item in fields(NavGridConfig):
+        value = _require(grid, item.name, path, source)
+        if type(item.default) is int:
+            values[item.name] = _integer(value, f"{path}.{item.name}", source)
+        else:
+            values[item.name] = _number(value, f"{path}.{item.name}", source)
+    return NavGridConfig(**values)
+
+
+def _goal_spec(goal: Mapping[str, Any], cap: Any, source: str) -> GoalSpec:
+    """The goal spec of a parsed `observation.goal` section (semantics: `validate_card`)."""
+    path = "observation.goal"
+    lookahead, period, grid = (goal.get(key) for key in WAYPOINT_FIELDS)
+    return GoalSpec(
+        distance_cap=None if cap is None else _number(cap, f"{path}.distance_cap", source, True),
+        source=_text(goal.get("source", GOAL_SOURCE_GOAL), f"{path}.source", source),
+        lookahead=None if lookahead is None else _number(lookahead, f"{path}.lookahead", source),
+        replan_period=None if period is None else _number(period, f"{path}.replan_period", source),
+        grid=None if grid is None else _grid_config(grid, source),
+    )
+
+
+def _validate_goal(goal: GoalSpec, source: str) -> None:
+    """A grid_waypoint spec has every waypoint setting, valid; a goal spec none."""
+    path = "observation.goal"
+    if goal.source not in GOAL_SOURCES:
+        raise _fail(
+            source,
+            f"{path}.source",
+            f"must be one of {', '.join(GOAL_SOURCES)}, got {goal.source!r}",
+        )
+    for key in WAYPOINT_FIELDS:
+        value = getattr(goal, key)
+        if goal.source == GOAL_SOURCE_GOAL and value is not None:
+            raise _fail(source, f"{path}.{key}", f"only with source {GOAL_SOURCE_GRID_WAYPOINT!r}")
+        if goal.source == GOAL_SOURCE_GRID_WAYPOINT and value is None:
+            raise _fail(source, f"{path}.{key}", f"missing (source {goal.source!r})")
+    if goal.source != GOAL_SOURCE_GRID_WAYPOINT:
+        return
+    for key in ("lookahead", "replan_period"):
+        value = getattr(goal, key)
+        if not (math.isfinite(value) and value > 0):
+            raise _fail(source, f"{path}.{key}", f"must be finite and > 0, got {value!r}")
+    try:
+        goal.grid.validate()
+    except ValueError as exc:
+        raise _fail(source, f"{path}.grid", str(exc)) from None
+
+
 def validate_card(card: PolicyCard, source: str = "policy card") -> PolicyCard:
     """Check the semantic rules a parsed card must also meet; returns the card."""
+    _validate_goal(card.observation.goal, source)
     scan = card.observation.scan
     if scan.reduction not in SCAN_REDUCTIONS:
         raise _fail(

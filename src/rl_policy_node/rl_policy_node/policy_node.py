@@ -11,6 +11,7 @@ swaps), `policy_diagnostics`, `tick_stats`, `model_paths` and `node_config` (par
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Callable, Sequence
@@ -52,6 +53,7 @@ from rlguard_common import topics
 from rlguard_common.node_support import declare_parameters, qos_profile, run_node
 from rlguard_common.scan_validity import REASONS as SCAN_REASONS
 from rlguard_common.scan_validity import validate_scan_message
+from safety_controller.scan_geometry import LidarMount
 
 # One worker per callback group: control tick, inputs, parameters/services.
 EXECUTOR_THREADS = 3
@@ -89,6 +91,9 @@ class PolicyNode(Node):
             goal_tolerance=float(values["goal_tolerance"]),
             max_inference_ms=float(values["max_inference_ms"]),
             enabled=bool(values["enabled_on_start"]),
+            lidar_mount=LidarMount(
+                float(values["lidar_x"]), float(values["lidar_y"]), float(values["lidar_yaw"])
+            ),
         )
         self._period = 1.0 / float(values["control_rate_hz"])
         self._monitor = TickMonitor(self._period)
@@ -245,6 +250,10 @@ class PolicyNode(Node):
                 self._warmup_runs = int(param.value)
             elif param.name == "publish_inference_ms":
                 self._ensure_optional_publishers(False, bool(param.value))
+            elif param.name in ("lidar_x", "lidar_y", "lidar_yaw"):
+                field = param.name.removeprefix("lidar_")
+                mount = dataclasses.replace(controller.lidar_mount, **{field: float(param.value)})
+                controller.lidar_mount = mount
 
     def _publisher(self, message_type: type, topic: str, qos: topics.QosSpec) -> Publisher:
         # Without the default QoS-event handlers: each is an entity the executor adds to

@@ -4,7 +4,10 @@
 header stamp and arrival time), the live policy and an optional shadow policy
 (`policy_slots`). `step(now_ns)` decides whether a command may be produced (and why
 not), builds the observation with the shared `ObservationBuilder`, runs the policy and
-scales its action. The ROS node only converts messages and publishes.
+scales its action. A policy whose goal terms describe a grid waypoint
+(`goal_source`) has every fresh scan fed to its own source, as points in the base frame
+(`lidar_mount`), with the odometry pose; goal reached is judged on the goal itself. The
+ROS node only converts messages and publishes.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rl_policy_node.action_scaling import action_to_velocity, velocity_to_action
+from rl_policy_node.goal_source import goal_input
 from rl_policy_node.observation import ObservationError
 from rl_policy_node.policy_inputs import OdomSample, ScanSample, input_age_problem
 from rl_policy_node.policy_slots import (
@@ -26,6 +30,7 @@ from rl_policy_node.policy_slots import (
     previous_action_for,
 )
 from rl_policy_node.tick_stats import RollingWindow
+from safety_controller.scan_geometry import LidarMount
 
 # Reasons for producing no command; each diagnostics message starts with one of these.
 REASON_DISABLED = "disabled"
@@ -84,7 +89,9 @@ class PolicyController:
         max_inference_ms: float = 25.0,
         enabled: bool = True,
         overrun_limit: int = OVERRUN_LIMIT,
+        lidar_mount: LidarMount | None = None,
     ) -> None:
+        self.lidar_mount = lidar_mount or LidarMount()  # lidar pose in the base frame
         self.source_timeout_ns = int(source_timeout * 1e9)
         self.overrun_limit = overrun_limit
         self.goal_tolerance = goal_tolerance
@@ -109,6 +116,7 @@ class PolicyController:
         self._last_observation: np.ndarray | None = None
         self._last_action: np.ndarray | None = None
         self._last_slot: PolicySlot | None = None
+        self._tick_time = 0.0  # s, node clock of the last tick (the shadow's waypoint time)
         self.reason = REASON_NO_MODEL
         self.inference_ms = RollingWindow()
         self.shadow_inference_ms = RollingWindow()
@@ -169,8 +177,28 @@ class PolicyController:
             return f"{REASON_STALE_ODOM}: no odom received"
         return input_age_problem(REASON_STALE_ODOM, odom.stamp_ns, odom.arrival_ns, now_ns, timeout)
 
+    def feed_goal_sources(self, now_ns: int) -> None:
+        """Feed a new, fresh scan with the fresh odometry pose to the live and shadow
+        policies' grid waypoint sources (each scan once; a no-op for goal-only policies)."""
+        scan, odom, timeout = self.scan, self.odom, self.source_timeout_ns
+        sources = [
+            slot.goal_source
+            for slot in (self.slot, self.shadow)
+            if slot is not None and slot.goal_source is not None
+        ]
+        if scan is None or odom is None or not sources:
+            return
+        if input_age_problem("", scan.stamp_ns, scan.arrival_ns, now_ns, timeout) or (
+            input_age_problem("", odom.stamp_ns, odom.arrival_ns, now_ns, timeout)
+        ):
+            return
+        for source in sources:
+            source.feed_scan(scan.scan, scan.stamp_ns, self.lidar_mount, odom.pose, now_ns / 1e9)
+
     def step(self, now_ns: int) -> TickResult:
         """One control tick at node time `now_ns`."""
+        self.feed_goal_sources(now_ns)
+        self._tick_time = now_ns / 1e9
         reason = self.gate(now_ns)
         if reason is not None:
             return self._inactive(reason)
@@ -198,8 +226,9 @@ class PolicyController:
             if spec.previous_action
             else ZERO_ACTION
         )
+        target = goal_input(slot.goal_source, goal, odom.pose, self._tick_time)
         try:
-            observation = slot.builder.build(scan.scan, odom.pose, odom.velocity, goal, previous)
+            observation = slot.builder.build(scan.scan, odom.pose, odom.velocity, target, previous)
         except ObservationError as exc:
             return self._inactive(f"{REASON_OBSERVATION}: {exc}")
         started = time.perf_counter()
@@ -260,9 +289,10 @@ class PolicyController:
                 if spec.previous_action
                 else ZERO_ACTION
             )
+            target = goal_input(shadow.goal_source, goal, odom.pose, self._tick_time)
             try:
                 shadow_observation = shadow.builder.build(
-                    scan.scan, odom.pose, odom.velocity, goal, previous
+                    scan.scan, odom.pose, odom.velocity, target, previous
                 )
             except ObservationError:
                 return ShadowResult(None, None)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from rl_policy_node.action_scaling import action_to_velocity, velocity_to_action
+from rl_policy_node.goal_source import GridWaypointSource, goal_source_for
 from rl_policy_node.observation import ObservationBuilder, ObservationError
 from rl_policy_node.policy_card import ActionSpec
 from rl_policy_node.policy_inputs import OdomSample, ScanSample
@@ -75,12 +76,17 @@ def check_action_limits(action: ActionSpec, max_velocity: Sequence[float]) -> No
 
 @dataclass
 class PolicySlot:
-    """A checked policy ready to run: module, the velocities its outputs mean, a builder."""
+    """A checked policy ready to run: module, the velocities its outputs mean, a builder.
+
+    `goal_source` is the policy's own grid waypoint source when its card's goal terms
+    describe a grid waypoint (None: the goal itself); each prepared slot gets a fresh one.
+    """
 
     policy: LoadedPolicy
     action: ActionSpec
     builder: ObservationBuilder
     requested_path: str
+    goal_source: GridWaypointSource | None = None
 
     @property
     def label(self) -> str:
@@ -166,7 +172,13 @@ def prepare_policy(
             except ValueError as exc:
                 raise PolicyRejectedError(f"{path}: dry run on the live inputs: {exc}") from None
             builder.reset()
-    return PolicySlot(policy=policy, action=action, builder=builder, requested_path=requested_path)
+    return PolicySlot(
+        policy=policy,
+        action=action,
+        builder=builder,
+        requested_path=requested_path,
+        goal_source=goal_source_for(policy.card.observation.goal),
+    )
 
 
 def with_implicit_limits(slot: PolicySlot, max_velocity: Sequence[float]) -> PolicySlot:
@@ -174,7 +186,13 @@ def with_implicit_limits(slot: PolicySlot, max_velocity: Sequence[float]) -> Pol
     if slot.policy.has_card:
         check_action_limits(slot.action, max_velocity)
         return slot
-    return PolicySlot(slot.policy, implicit_action(max_velocity), slot.builder, slot.requested_path)
+    return PolicySlot(
+        slot.policy,
+        implicit_action(max_velocity),
+        slot.builder,
+        slot.requested_path,
+        slot.goal_source,
+    )
 
 
 def staged_slots(

@@ -11,18 +11,20 @@ Each core is built by its package's own function from the YAML its node is launc
 
 Only the velocity limits are the policy card's action range (policy, filter and baseline
 then share one velocity range), and the DWA's control period is the env's control step
-(the period it is called at).
+(the period it is called at). `deployed_navigation` gives the fallback's navigation grid
+and guidance for a robot (what a grid-waypoint policy card records).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from hybrid_fallback import hybrid_config
-from rl_policy_node.policy_card import ActionSpec
-from rl_training.nav_env import NavEnv
+from hybrid_fallback.fallback import GuidanceConfig
+from hybrid_fallback.nav_grid import NavGridConfig
+from rl_policy_node.policy_card import ActionSpec, PolicyCard
 from rlguard_common.parameters import ParameterSpec, load_node_parameters
 from rlguard_common.profile_yaml import workspace_root
 from rlguard_common.robot_parameters import robot_parameter_overrides
@@ -31,6 +33,15 @@ from safety_controller.node_config import build_safety_config
 from safety_controller.safety_filter import SafetyConfig
 
 SAFETY_NODE = "safety_controller"
+
+
+class DeployedEnv(Protocol):
+    """What the deployed configs read of an env (rl_training.nav_env.NavEnv, which builds
+    its card from `deployed_navigation`, so this module cannot import it)."""
+
+    robot: RobotProfile
+    card: PolicyCard
+    dt: float
 
 
 def node_yaml(node_name: str) -> Path:
@@ -68,7 +79,7 @@ def safety_parameters(robot: RobotProfile, path: str | Path | None = None) -> di
     return node_parameters(SAFETY_NODE, robot, path)
 
 
-def deployed_safety_config(env: NavEnv, path: str | Path | None = None) -> SafetyConfig:
+def deployed_safety_config(env: DeployedEnv, path: str | Path | None = None) -> SafetyConfig:
     """The filter config the deployed safety node builds, with the card's velocity limits."""
     values = safety_parameters(env.robot, path)
     top_v, top_w = card_speeds(env.card.action)
@@ -84,7 +95,7 @@ def hybrid_parameters(robot: RobotProfile, path: str | Path | None = None) -> di
 
 
 def deployed_hybrid_config(
-    env: NavEnv,
+    env: DeployedEnv,
     path: str | Path | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> hybrid_config.HybridConfig:
@@ -99,3 +110,13 @@ def deployed_hybrid_config(
     values["control_rate_hz"] = 1.0 / env.dt
     values.update(overrides or {})
     return hybrid_config.build_hybrid_config(values)
+
+
+def deployed_navigation(
+    robot: RobotProfile, path: str | Path | None = None
+) -> tuple[NavGridConfig, GuidanceConfig]:
+    """The navigation grid and its guidance (lookahead, replan period) the deployed hybrid
+    fallback runs with for `robot` (YAML `path`, default the workspace's); neither depends
+    on the velocity limits or the control rate."""
+    config = hybrid_config.build_hybrid_config(hybrid_parameters(robot, path))
+    return config.grid, config.guidance

@@ -6,6 +6,11 @@ topic is) and the wheel odometry (as the deployed node sees `odom`); the action 
 policy's [-1, 1]^2 output, turned into (v, w) by the shared `action_to_velocity`. So an
 observation is computed by the same function here and on the robot.
 
+With `goal_source: grid_waypoint` the goal terms describe a waypoint on the deployed hybrid
+fallback's navigation grid (`rl_policy_node.goal_source.GridWaypointSource`, fed each new
+scan once with the odometry pose, as the policy node feeds it); reward, success and the
+episode's end stay on the true goal.
+
 Every episode is one `Task` (worlds.py): a curriculum-stage generated world, or a leg of
 a shipped world, with domain randomization of the simulator on. Episodes end on reaching
 the goal (success), on a collision (terminated), or at the task's time limit (truncated).
@@ -23,8 +28,11 @@ import gymnasium as gym
 import numpy as np
 
 from rl_policy_node.action_scaling import action_to_velocity, velocity_to_action
+from rl_policy_node.goal_source import goal_input, goal_source_for
 from rl_policy_node.observation import ObservationBuilder, ScanInput
 from rl_policy_node.policy_card import (
+    GOAL_SOURCE_GRID_WAYPOINT,
+    GOAL_SOURCES,
     ActionSpec,
     GoalSpec,
     ObservationSpec,
@@ -32,12 +40,17 @@ from rl_policy_node.policy_card import (
     ScanSpec,
     VelocitySpec,
 )
+from rl_training.deployed_cores import deployed_navigation
+from rl_training.mover_scenes import FAMILIES as MOVER_FAMILIES
+from rl_training.mover_scenes import family_task
 from rl_training.reward import RewardConfig, StepOutcome, reward_terms
+from rl_training.world_families import STATIC_FAMILIES, static_task
 from rl_training.worlds import STAGE_NAMES, Task, TaskSettings, generated_task, shipped_task
 from rlguard_common.profile_yaml import ProfileError
 from rlguard_common.robot_profile import RobotProfile, load_robot_profile
 from rlguard_common.scan_validity import validate_scan
 from rlguard_common.world import World, load_world
+from safety_controller.scan_geometry import LidarMount
 from sim_bringup.sim_core import ScanData, Simulator
 
 SHIPPED_TRAINING_WORLDS = ("corridor", "warehouse", "dynamic")
@@ -53,6 +66,11 @@ class EnvConfig:
     scan_field_of_view_deg: float = 360.0
     scan_range_cap: float = 3.5
     goal_distance_cap: float = 5.0
+    # What the goal terms describe: "goal" (the goal itself) or "grid_waypoint" (a point
+    # down the deployed fallback's grid path, the grid built from the robot's profile).
+    goal_source: str = "goal"
+    waypoint_lookahead: float | None = None  # m; None: the deployed fallback's lookahead
+    waypoint_replan_period: float | None = None  # s; None: the fallback's replan_period
     previous_action: bool = True
     velocity: bool = True  # measured linear and angular velocity are part of each frame
     history_length: int = 1
@@ -64,8 +82,26 @@ class EnvConfig:
     shipped_worlds: tuple[str, ...] = SHIPPED_TRAINING_WORLDS
     shipped_fraction: float = 0.3  # chance of a shipped-world leg once stage >= 2
     lower_stage_fraction: float = 0.3  # chance of an easier stage's world (no forgetting)
+    # Procedural families (`world_families`, `mover_scenes`) drawn from stage 2 on (moving
+    # ones from stage 3), each episode with this chance; evaluation uses other seeds.
+    families: tuple[str, ...] = ()
+    family_fraction: float = 0.0
     reward: RewardConfig = field(default_factory=RewardConfig)
     tasks: TaskSettings = field(default_factory=TaskSettings)
+
+    def __post_init__(self) -> None:
+        if self.goal_source not in GOAL_SOURCES:
+            raise ValueError(
+                f"goal_source must be one of {', '.join(GOAL_SOURCES)}, got {self.goal_source!r}"
+            )
+        waypoint = (self.waypoint_lookahead, self.waypoint_replan_period)
+        if self.goal_source != GOAL_SOURCE_GRID_WAYPOINT and waypoint != (None, None):
+            raise ValueError(f"waypoint settings need goal_source {GOAL_SOURCE_GRID_WAYPOINT!r}")
+        unknown = sorted(set(self.families) - set(STATIC_FAMILIES) - set(MOVER_FAMILIES))
+        if unknown:
+            raise ValueError(f"unknown families: {', '.join(unknown)}")
+        if not 0.0 <= self.family_fraction <= 1.0:
+            raise ValueError("family_fraction must be in [0, 1]")
 
     @staticmethod
     def from_mapping(data: Mapping[str, Any] | None) -> EnvConfig:
@@ -85,8 +121,9 @@ class EnvConfig:
         for key in ("linear_velocity", "angular_velocity"):
             if key in data:
                 data[key] = tuple(float(v) for v in data[key])
-        if "shipped_worlds" in data:
-            data["shipped_worlds"] = tuple(data["shipped_worlds"])
+        for key in ("shipped_worlds", "families"):
+            if key in data:
+                data[key] = tuple(data[key])
         return EnvConfig(**data, reward=reward, tasks=tasks)
 
     def to_dict(self) -> dict[str, Any]:
@@ -95,7 +132,23 @@ class EnvConfig:
         data["linear_velocity"] = list(self.linear_velocity)
         data["angular_velocity"] = list(self.angular_velocity)
         data["shipped_worlds"] = list(self.shipped_worlds)
+        data["families"] = list(self.families)
         return data
+
+    def goal_spec(self, robot: RobotProfile) -> GoalSpec:
+        """The card's goal encoding; a grid waypoint's grid and defaults are the deployed
+        hybrid fallback's for `robot` (`deployed_cores.deployed_navigation`)."""
+        if self.goal_source != GOAL_SOURCE_GRID_WAYPOINT:
+            return GoalSpec(distance_cap=self.goal_distance_cap)
+        grid, guidance = deployed_navigation(robot)
+        lookahead, period = self.waypoint_lookahead, self.waypoint_replan_period
+        return GoalSpec(
+            distance_cap=self.goal_distance_cap,
+            source=self.goal_source,
+            lookahead=guidance.lookahead if lookahead is None else float(lookahead),
+            replan_period=guidance.replan_period if period is None else float(period),
+            grid=grid,
+        )
 
     def observation_spec(self, robot: RobotProfile) -> ObservationSpec:
         """The card's observation layout for this config."""
@@ -106,7 +159,7 @@ class EnvConfig:
                 range_cap=self.scan_range_cap,
                 reduction="min",
             ),
-            goal=GoalSpec(distance_cap=self.goal_distance_cap),
+            goal=self.goal_spec(robot),
             velocity=VelocitySpec(
                 linear_scale=robot.max_linear_velocity, angular_scale=robot.max_angular_velocity
             )
@@ -218,6 +271,10 @@ class NavEnv(gym.Env):
         self.card = self.config.card(self.robot)
         self.dt = 1.0 / self.config.control_rate_hz
         self.builder = ObservationBuilder(self.card.observation)
+        # The policy's grid waypoint source (None: its goal terms describe the goal).
+        self.goal_source = goal_source_for(self.card.observation.goal)
+        lidar = self.robot.lidar
+        self.lidar_mount = LidarMount(lidar.mount_x, lidar.mount_y, lidar.mount_yaw)
         low, high = observation_bounds(self.card.observation)
         self.observation_space = gym.spaces.Box(low=low, high=high, dtype=np.float32)
         self.action_space = gym.spaces.Box(low=-1.0, high=1.0, shape=(2,), dtype=np.float32)
@@ -251,9 +308,16 @@ class NavEnv(gym.Env):
         return self._shipped[name]
 
     def sample_task(self) -> Task:
-        """A task for the current stage (generated, or a shipped leg from stage 2 on)."""
+        """A task for the current stage (generated, or from stage 2 on a shipped leg or a
+        procedural family's task)."""
         rng = self.np_random
         cfg = self.config
+        families = [f for f in cfg.families if f in STATIC_FAMILIES or self.stage >= 3]
+        if self.stage >= 2 and families and rng.random() < cfg.family_fraction:
+            family = families[int(rng.integers(len(families)))]
+            if family in STATIC_FAMILIES:
+                return static_task(family, rng, self.task_settings)
+            return family_task(family, rng, self.task_settings)
         shipped = [n for n in cfg.shipped_worlds if n != "dynamic" or self.stage >= 3]
         if self.stage >= 2 and shipped and rng.random() < cfg.shipped_fraction:
             world = self._shipped_world(shipped[int(rng.integers(len(shipped)))])
@@ -286,6 +350,8 @@ class NavEnv(gym.Env):
         self.sim = self._simulator_for(task.world)
         self.sim.reset(seed=int(self.np_random.integers(0, 2**31 - 1)), start=task.start)
         self.builder.reset()
+        if self.goal_source is not None:
+            self.goal_source.reset()
         self._previous_action = np.zeros(2)
         self._steps = 0
         self._scan = checked_scan(self.sim.scan(), self.robot.lidar.angle_max)
@@ -362,13 +428,25 @@ class NavEnv(gym.Env):
         """The last applied [-1, 1] action."""
         return self._previous_action.copy()
 
+    def goal_point(self) -> tuple[float, float]:
+        """The point the observation's goal terms describe now (odom frame): the goal, or
+        the grid waypoint after feeding the source the latest scan (once per scan)."""
+        odom = self.sim.odometry()
+        pose = (odom.x, odom.y, odom.yaw)
+        source = self.goal_source
+        if source is not None:
+            scan = self._scan
+            source.feed_scan(scan_input(scan), scan.stamp, self.lidar_mount, pose, self.sim.time)
+        return goal_input(source, self.task.goal, pose, self.sim.time)
+
     def _observation(self) -> np.ndarray:
+        target = self.goal_point()
         odom = self.sim.odometry()
         return self.builder.build(
             scan_input(self._scan),
             (odom.x, odom.y, odom.yaw),
             (odom.v, odom.w),
-            self.task.goal,
+            target,
             self._previous_action,
         )
 

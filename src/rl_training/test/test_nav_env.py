@@ -169,6 +169,30 @@ def test_curriculum_stage_selects_generated_worlds_and_shipped_legs():
     assert env.stage == 3
 
 
+def test_families_are_drawn_from_stage_2_and_moving_ones_from_stage_3():
+    config = EnvConfig.from_mapping(
+        {"families": ["doorway", "dead_end", "headon"], "family_fraction": 1.0}
+    )
+    assert config.families == ("doorway", "dead_end", "headon")
+    assert config.to_dict()["families"] == ["doorway", "dead_end", "headon"]
+    env = NavEnv(replace(config, shipped_fraction=0.0, lower_stage_fraction=0.0))
+    env.reset(seed=2)
+    env.set_stage(1)
+    assert {env.sample_task().label for _ in range(5)} == {"generated/sparse"}
+    env.set_stage(2)
+    assert {env.sample_task().label for _ in range(20)} == {"doorway", "dead_end"}
+    env.set_stage(3)
+    assert {env.sample_task().label.split("/")[0] for _ in range(30)} == {
+        "doorway",
+        "dead_end",
+        "headon",
+    }
+    with pytest.raises(ValueError, match="unknown families: nowhere"):
+        EnvConfig(families=("nowhere",))
+    with pytest.raises(ValueError, match="family_fraction"):
+        EnvConfig(family_fraction=1.5)
+
+
 def test_env_config_from_mapping_and_card():
     config = EnvConfig.from_mapping(
         {"scan_sectors": 24, "linear_velocity": [0.0, 0.2], "reward": {"goal": 5.0}}

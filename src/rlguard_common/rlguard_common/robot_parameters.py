@@ -22,7 +22,7 @@ def robot_parameter_overrides(robot: str | Path | RobotProfile) -> dict[str, dic
     lidar = profile.lidar
     mount = {"lidar_x": lidar.mount_x, "lidar_y": lidar.mount_y, "lidar_yaw": lidar.mount_yaw}
     return {
-        "rl_policy_node": {"max_velocity": max_velocity},
+        "rl_policy_node": {"max_velocity": max_velocity, **mount},
         "hybrid_fallback": {
             "max_velocity": max_velocity,
             "min_velocity": [0.0, -profile.max_angular_velocity],
