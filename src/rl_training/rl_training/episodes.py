@@ -24,11 +24,19 @@ import numpy as np
 from hybrid_fallback.arbiter import Mode
 from rl_policy_node.action_scaling import velocity_to_action
 from rl_training.controllers import Controller
+from rl_training.mover_scenes import FAMILIES as MOVER_FAMILIES
 from rl_training.nav_env import NavEnv
 from rl_training.worlds import Task
 from sim_bringup.movers import WaypointLoop
 
-DEFAULT_SUCCESS_THRESHOLD = 0.95
+DEFAULT_SUCCESS_THRESHOLD = 0.95  # static worlds and families
+# The gate (issue 17): its version is recorded with every verdict.
+GATE_VERSION = 2
+MOVING_OBSTACLE_WORLDS = (*MOVER_FAMILIES, "dynamic")
+MOVING_SUCCESS_THRESHOLD = 0.90
+MAX_INTERVENTION_RATE = 0.05  # fraction of steps the filter overrode the request
+MAX_TIME_TO_BOUND = 1.15  # mean time-to-goal / shortest-path time at top speed
+STACK_STATIC_SUCCESS = 0.98  # the whole stack on static worlds
 STILL_SPEED = 0.02  # m/s: below this a collision counts as "hit while still"
 CONTACT_STEPS = 6  # control steps before a collision kept in its episode's record
 
@@ -203,25 +211,70 @@ def time_ratio(results: Sequence[EpisodeResult], mode: str, baseline: str = "dwa
     return float(np.mean(ratios)) if ratios else None
 
 
+def success_threshold(world: str, thresholds: Mapping[str, float] | None = None) -> float:
+    """The gate's success threshold of a world: given, or by kind (moving obstacles or not)."""
+    if thresholds and world in thresholds:
+        return float(thresholds[world])
+    return (
+        MOVING_SUCCESS_THRESHOLD if world in MOVING_OBSTACLE_WORLDS else DEFAULT_SUCCESS_THRESHOLD
+    )
+
+
 def gate_verdict(
     summary: Mapping[str, Mapping[str, Mapping[str, Any]]],
-    thresholds: Mapping[str, float],
-    default_threshold: float = DEFAULT_SUCCESS_THRESHOLD,
+    thresholds: Mapping[str, float] | None = None,
     mode: str = "policy_safety",
 ) -> dict[str, Any]:
-    """Pass when, on every world, `mode` succeeds often enough and never collides."""
+    """The deployment gate (version `GATE_VERSION`) on `mode`, world by world.
+
+    Every world: success >= its threshold (`success_threshold`), no at-fault collision,
+    safety interventions below `MAX_INTERVENTION_RATE` of the steps, mean time-to-goal
+    within `MAX_TIME_TO_BOUND` times the shortest-path bound (top speed along the grid
+    path) of the same episodes. Moving-obstacle worlds, where the DWA ran: success above
+    the DWA's (or both 1.0). Static worlds, where the stack ran: the stack's success >=
+    `STACK_STATIC_SUCCESS`. Each failure says by how much it misses.
+    """
     failures = []
     for world, modes in summary.items():
         stats = modes.get(mode)
         if stats is None or not stats.get("episodes"):
             failures.append(f"{world}: no {mode} episodes")
             continue
-        needed = thresholds.get(world, default_threshold)
-        if stats["success_rate"] < needed:
-            failures.append(f"{world}: success {stats['success_rate']:.2f} < {needed:.2f}")
-        if stats["collisions"] > 0:
-            failures.append(f"{world}: {stats['collisions']} collision(s) in mode {mode}")
-    return {"passed": not failures, "mode": mode, "failures": failures}
+        needed = success_threshold(world, thresholds)
+        success = stats["success_rate"]
+        if success < needed:
+            failures.append(
+                f"{world}: success {success:.2f} < {needed:.2f} (by {needed - success:.2f})"
+            )
+        at_fault = stats.get("collisions_at_fault", stats.get("collisions", 0))
+        if at_fault > 0:
+            failures.append(f"{world}: {at_fault} at-fault collision(s) in mode {mode}")
+        interventions = stats.get("intervention_rate")
+        if interventions is not None and interventions >= MAX_INTERVENTION_RATE:
+            failures.append(
+                f"{world}: interventions {interventions:.1%} of steps"
+                f" >= {MAX_INTERVENTION_RATE:.0%}"
+            )
+        taken, bound = stats.get("mean_time_to_goal"), stats.get("mean_min_time")
+        if taken is not None and bound:
+            ratio = taken / bound
+            if ratio > MAX_TIME_TO_BOUND:
+                failures.append(
+                    f"{world}: time-to-goal {ratio:.2f}x the bound > {MAX_TIME_TO_BOUND:.2f}x"
+                )
+        dwa = modes.get("dwa")
+        if world in MOVING_OBSTACLE_WORLDS and dwa is not None and dwa.get("episodes"):
+            rival = dwa["success_rate"]
+            if success <= rival and not success == rival == 1.0:
+                failures.append(f"{world}: success {success:.2f} not above the DWA's {rival:.2f}")
+        stack = modes.get("stack")
+        if world not in MOVING_OBSTACLE_WORLDS and stack is not None and stack.get("episodes"):
+            stack_success = stack["success_rate"]
+            if stack_success < STACK_STATIC_SUCCESS:
+                failures.append(
+                    f"{world}: stack success {stack_success:.2f} < {STACK_STATIC_SUCCESS:.2f}"
+                )
+    return {"passed": not failures, "mode": mode, "version": GATE_VERSION, "failures": failures}
 
 
 STACK_RIVALS = ("policy_safety", "dwa")  # the stack must do no worse than the better of these

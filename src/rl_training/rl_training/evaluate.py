@@ -78,7 +78,7 @@ from rlguard_common.world import load_world
 MODES = ("policy", "policy_safety", "dwa", "dwa_safety", "stack")  # every mode there is
 DEFAULT_MODES = ("policy", "policy_safety", "dwa")  # what runs unless asked for
 DEFAULT_WORLDS = ("empty", "corridor", "warehouse", "dynamic", "generated")
-DEFAULT_THRESHOLDS = {"dynamic": 0.85}
+DEFAULT_THRESHOLDS: dict[str, float] = {}  # per-world overrides of the gate's thresholds
 # The procedural families: static (`world_families`) and moving-obstacle (`mover_scenes`).
 FAMILY_WORLDS = (*STATIC_FAMILIES, *FAMILIES)
 # Held-out evaluation seeds start here; training draws its seeds from its config seed.

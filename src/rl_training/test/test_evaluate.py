@@ -147,9 +147,48 @@ def test_gate_needs_success_and_no_collision_behind_the_filter():
     assert gate_verdict(summary, {"dynamic": 0.85})["passed"]
     summary["corridor"]["policy_safety"] = {**ok, "success_rate": 0.9}
     verdict = gate_verdict(summary, {"dynamic": 0.85})
-    assert not verdict["passed"] and "corridor: success 0.90 < 0.95" in verdict["failures"]
+    assert (
+        not verdict["passed"] and "corridor: success 0.90 < 0.95 (by 0.05)" in verdict["failures"]
+    )
     summary["corridor"]["policy_safety"] = {**ok, "collisions": 1}
     assert not gate_verdict(summary, {})["passed"]
+
+
+def test_gate_version_2_judges_each_clause():
+    """Issue 17's gate: thresholds by world kind, at-fault contacts only, interventions,
+    time against the shortest-path bound, beating the DWA with movers, the stack's success."""
+    good = {
+        "episodes": 50,
+        "success_rate": 0.96,
+        "collisions": 1,
+        "collisions_at_fault": 0,
+        "intervention_rate": 0.01,
+        "mean_time_to_goal": 11.0,
+        "mean_min_time": 10.0,
+    }
+    dwa = {"episodes": 50, "success_rate": 0.55}
+    stack = {"episodes": 50, "success_rate": 0.99}
+
+    def verdict(world: str, **changes: object) -> dict:
+        modes = {"policy_safety": {**good, **changes.pop("policy", {})}, "dwa": dwa}
+        modes["stack"] = {**stack, **changes.pop("stack", {})}
+        return gate_verdict({world: modes})
+
+    passed = verdict("doorway")
+    assert passed["passed"] and passed["version"] == 2, passed
+    assert verdict("headon", policy={"success_rate": 0.91})["passed"]  # movers: 0.90
+    assert not verdict("doorway", policy={"success_rate": 0.91})["passed"]
+    assert not verdict("doorway", policy={"collisions_at_fault": 1})["passed"]
+    assert not verdict("doorway", policy={"intervention_rate": 0.05})["passed"]
+    slow = verdict("doorway", policy={"mean_time_to_goal": 11.6})
+    assert slow["failures"] == ["doorway: time-to-goal 1.16x the bound > 1.15x"]
+    beaten = verdict("headon", policy={"success_rate": 0.9}, stack={"success_rate": 0.5})
+    assert beaten["passed"]  # the stack's 0.98 is for static worlds only
+    dwa["success_rate"] = 0.95
+    assert verdict("headon", policy={"success_rate": 0.95})["failures"] == [
+        "headon: success 0.95 not above the DWA's 0.95"
+    ]
+    assert not verdict("doorway", stack={"success_rate": 0.97})["passed"]
 
 
 def test_results_are_recorded_in_the_card(policy_file, tmp_path):
