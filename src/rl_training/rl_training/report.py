@@ -18,6 +18,7 @@ import numpy as np
 from rl_policy_node.policy_loader import load_policy, save_policy
 from rl_training.episodes import DEFAULT_SUCCESS_THRESHOLD, EpisodeResult
 from rl_training.mover_scenes import FAMILIES
+from rl_training.world_families import STATIC_FAMILIES
 from rlguard_common.world import load_world
 
 
@@ -167,7 +168,8 @@ def plot_report(report: EvaluationReport, out: Path) -> dict[str, Path]:
         "stack": "tab:purple",
     }
     paths: dict[str, Path] = {}
-    shipped = [w for w in report.worlds if not w.startswith("generated") and w not in FAMILIES]
+    procedural = (*FAMILIES, *STATIC_FAMILIES)  # each episode its own world: not drawn
+    shipped = [w for w in report.worlds if not w.startswith("generated") and w not in procedural]
     if shipped:
         fig, axes = plt.subplots(1, len(shipped), figsize=(5 * len(shipped), 4.5), squeeze=False)
         for ax, world_name in zip(axes[0], shipped, strict=True):

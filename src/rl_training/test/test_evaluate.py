@@ -89,6 +89,14 @@ def test_five_short_episodes_run_for_every_mode(policy_file, tmp_path):
     assert "| corridor | policy_safety | 5 |" in paths["table"].read_text()
 
 
+def test_outputs_of_a_family_evaluation_are_written(policy_file, tmp_path):
+    """Family worlds are generated per episode: the report does not look them up by name."""
+    report = evaluate(policy_file, worlds=["doorway"], episodes=1, modes=["dwa"], max_time=1.0)
+    paths = write_outputs(report, tmp_path)
+    assert "| doorway | dwa | 1 |" in paths["table"].read_text()
+    assert paths["bars"].stat().st_size > 0
+
+
 def test_summary_rates_and_means():
     results = [
         episode("success", time=10.0),
