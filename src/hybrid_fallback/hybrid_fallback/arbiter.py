@@ -74,15 +74,15 @@ class ArbiterConfig:
     policy_timeout: float = 0.5
     teleop_timeout: float = 0.5
     goal_tolerance: float = 0.1
-    stall_window: float = 10.0
-    min_progress: float = 0.2
+    stall_window: float = 5.0
+    min_progress: float = 0.1
     intervention_window: float = 5.0
     intervention_scale_threshold: float = 0.9
-    max_intervention_rate: float = 0.5
+    max_intervention_rate: float = 0.2
     intervention_min_samples: int = 10
     retry_after: float = 3.0
     max_retry_delay: float = 60.0
-    max_retries: int = 5
+    max_retries: int = 0  # the first failure hands the goal to the fallback for good
     healthy_age_fraction: float = 0.5
     fallback_recover_time: float = 0.5
     on_policy_disabled: str = "fallback"
@@ -268,6 +268,12 @@ class Arbiter:
         self._progress.clear()
         self._scales.clear()
 
+    def goal_moved(self) -> None:
+        """The current goal's coordinates were corrected (same goal id): it counts as not
+        reached again and progress restarts, but the policy's failures for it still count."""
+        self._goal_reached = False
+        self._progress.clear()
+
     def _track_goal(self, inputs: ArbiterInputs) -> None:
         if inputs.goal_id != self._goal_id:
             self._goal_id = inputs.goal_id
@@ -326,7 +332,7 @@ class Arbiter:
             self._fallback_healthy_since = None
 
         if current is Mode.IDLE:
-            if active and fresh:
+            if active and fresh and not self.retries_exhausted:
                 return Mode.POLICY, "new goal; policy active"
             return self._without_policy(inputs, now, self._idle_reason(active, age))
 

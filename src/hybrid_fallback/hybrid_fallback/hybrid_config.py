@@ -37,9 +37,9 @@ PARAMETERS: dict[str, ParameterSpec] = {
         0.5, "cmd_vel_teleop overrides while younger than this (s)", (0.01, 10.0)
     ),
     "goal_tolerance": ParameterSpec(0.1, "Goal reached within this distance (m)", (0.01, 5.0)),
-    "stall_window": ParameterSpec(10.0, "Window of the no-progress check (s)", (0.5, 600.0)),
+    "stall_window": ParameterSpec(5.0, "Window of the no-progress check (s)", (0.5, 600.0)),
     "min_progress": ParameterSpec(
-        0.2, "Progress toward the goal required per stall_window (m)", (0.0, 10.0)
+        0.1, "Progress toward the goal required per stall_window (m)", (0.0, 10.0)
     ),
     "intervention_window": ParameterSpec(
         5.0, "Window of the safety intervention rate (s)", (0.1, 600.0)
@@ -48,7 +48,7 @@ PARAMETERS: dict[str, ParameterSpec] = {
         0.9, "A safety/scale sample below this counts as an intervention", (0.0, 1.0)
     ),
     "max_intervention_rate": ParameterSpec(
-        0.5, "POLICY -> FALLBACK above this intervention rate", (0.0, 1.0)
+        0.2, "POLICY -> FALLBACK above this intervention rate", (0.0, 1.0)
     ),
     "intervention_min_samples": ParameterSpec(
         10, "Samples needed in the window before the rate is judged", (1, 10000)
@@ -60,7 +60,7 @@ PARAMETERS: dict[str, ParameterSpec] = {
         60.0, "Cap of the exponential retry back-off (s)", (0.0, 3600.0)
     ),
     "max_retries": ParameterSpec(
-        5, "Returns to POLICY allowed after failures, per goal", (0, 1000)
+        0, "Returns to POLICY allowed after failures, per goal", (0, 1000)
     ),
     "healthy_age_fraction": ParameterSpec(
         0.5,

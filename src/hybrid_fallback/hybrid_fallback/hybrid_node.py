@@ -156,6 +156,9 @@ class HybridFallbackNode(Node):
         if update is GoalUpdate.NEW:
             self.get_logger().info(f"new goal ({x:.2f}, {y:.2f})")
             self._step(on_event=True)
+        elif update is GoalUpdate.MOVED:
+            self.get_logger().info(f"goal corrected to ({x:.2f}, {y:.2f})")
+            self._step(on_event=True)
 
     def _on_scan(self, msg: LaserScan) -> None:
         reason = validate_scan_message(msg)

@@ -35,7 +35,15 @@ class GoalUpdate(StrEnum):
 
     DROPPED = "dropped"  # wrong frame or not finite: ignored
     REPEATED = "repeated"  # the current goal sent again (for late joiners): handed on, no change
+    MOVED = "moved"  # the current goal's coordinates corrected (same goal id): handed on
     NEW = "new"  # a new goal (new goal id)
+
+
+# A goal closer than this to the current one is the same goal with corrected coordinates
+# (a localization update; the simulator re-expresses its goal in the drifting odom frame),
+# not a new task: the policy's failures for it keep counting, so a policy that failed it
+# is not retried on every correction.
+GOAL_CORRECTION_DISTANCE = 0.3  # m
 
 
 def _finite(*values: float) -> bool:
@@ -130,6 +138,10 @@ class HybridSupervisor:
         goal = (float(x), float(y))
         if self.goal == goal:
             return GoalUpdate.REPEATED
+        if self.goal is not None and math.dist(self.goal, goal) < GOAL_CORRECTION_DISTANCE:
+            self.goal = goal
+            self.arbiter.goal_moved()
+            return GoalUpdate.MOVED
         self.goal = goal
         self.goal_id = 1 if self.goal_id is None else self.goal_id + 1
         return GoalUpdate.NEW

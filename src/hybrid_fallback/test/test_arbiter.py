@@ -26,6 +26,9 @@ class Driver:
             "min_progress": 0.2,
             "intervention_window": 2.0,
             "intervention_min_samples": 10,
+            # The mechanisms under test, with room to retry (the deployed default is 0).
+            "max_intervention_rate": 0.5,
+            "max_retries": 5,
         }
         defaults.update(config)
         self.arbiter = Arbiter(ArbiterConfig(**defaults))  # type: ignore[arg-type]
@@ -527,3 +530,20 @@ def test_intervention_window_holds_only_samples_after_a_clock_jump_back():
     rate, count = driver.arbiter.intervention_rate(driver.now)
     # 1 s of samples at 20 Hz on the new clock, half of them cut; none from before.
     assert count <= 21 and rate == pytest.approx(0.5, abs=0.06), (rate, count)
+
+
+def test_a_corrected_goal_keeps_the_failures_but_is_not_reached_any_more():
+    driver = Driver(max_retries=0)
+    driver.step()
+    fail_by_silence(driver)
+    driver.step(10.0)
+    assert driver.arbiter.mode is Mode.FALLBACK and driver.arbiter.failures == 1
+    driver.arbiter.goal_moved()  # same goal id, corrected coordinates
+    driver.step(30.0)
+    assert driver.arbiter.mode is Mode.FALLBACK and driver.arbiter.failures == 1
+    driver.distance = 0.0
+    driver.step()
+    assert driver.arbiter.mode is Mode.IDLE
+    driver.arbiter.goal_moved()  # reached in odom, corrected: drive again, still not the policy
+    driver.distance = 1.0
+    assert driver.step().mode is Mode.FALLBACK

@@ -85,7 +85,9 @@ def test_frozen_policy_stalls_hands_over_and_the_fallback_reaches_the_goal():
     lidar = robot.lidar
     mount = LidarMount(lidar.mount_x, lidar.mount_y, lidar.mount_yaw)
     arbiter = Arbiter(
-        ArbiterConfig(stall_window=3.0, min_progress=0.2, goal_tolerance=world.goal_tolerance)
+        ArbiterConfig(
+            stall_window=3.0, min_progress=0.2, goal_tolerance=world.goal_tolerance, max_retries=5
+        )
     )
     controller = FallbackController()
     goal = sim.goals[0]

@@ -6,7 +6,7 @@ import pytest
 
 from hybrid_fallback.arbiter import CommandSource, Decision, Mode
 from hybrid_fallback.hybrid_config import PARAMETERS, build_hybrid_config
-from hybrid_fallback.supervisor import GoalUpdate, HybridSupervisor
+from hybrid_fallback.supervisor import GOAL_CORRECTION_DISTANCE, GoalUpdate, HybridSupervisor
 from rlguard_common.parameters import parameter_defaults
 from rlguard_common.scan_validity import BEAM_COUNT_MISMATCH
 
@@ -93,6 +93,21 @@ def test_goals_in_the_odom_frame_get_ids_and_a_repeat_is_no_new_goal():
     assert (sup.goal, sup.goal_id) == ((1.0, 2.0), 1)
     assert sup.receive_goal("", 1.0, 2.5) is GoalUpdate.NEW
     assert sup.goal_id == 2
+
+
+def test_a_goal_within_the_correction_distance_is_the_same_goal_corrected():
+    """The simulator re-expresses its goal in the drifting odom frame: no new goal id, so
+    the arbiter does not forget the policy's failures for it."""
+    sup = supervisor()
+    assert sup.receive_goal("odom", 1.0, 2.0) is GoalUpdate.NEW
+    sup.arbiter._failures = 1  # the policy failed this goal once
+    step = GOAL_CORRECTION_DISTANCE * 0.5
+    assert sup.receive_goal("odom", 1.0 + step, 2.0) is GoalUpdate.MOVED
+    assert (sup.goal, sup.goal_id, sup.arbiter.failures) == ((1.0 + step, 2.0), 1, 1)
+    assert sup.receive_goal("odom", 1.0 + step + GOAL_CORRECTION_DISTANCE, 2.0) is GoalUpdate.NEW
+    assert (sup.goal_id, sup.arbiter.failures) == (2, 1)  # reset on the arbiter's next update
+    sup.step(0.1)
+    assert sup.arbiter.failures == 0
 
 
 def test_the_goal_frame_follows_the_config():
