@@ -39,6 +39,7 @@ from safety_controller.safety_filter import (
     SafetyFilter,
 )
 from safety_controller.scan_geometry import LidarMount, ScanPoints, scan_to_points
+from sim_bringup.goal_schedule import GOAL_REISSUE_DRIFT, goal_in_odom, world_point_in_odom
 
 
 @dataclass
@@ -271,6 +272,7 @@ class StackController(Controller):
         self._scan_stamp: float | None = None
         self._scale: tuple[float, float] | None = None  # (time, scale) of the last filter step
         self._decisions = 0
+        self._goal_sent: tuple[float, float] | None = None  # odom coordinates last sent
 
     def reset(self, env: NavEnv) -> None:
         """A fresh supervisor (with the episode's goal) and filter; the policy is reset."""
@@ -280,7 +282,8 @@ class StackController(Controller):
             self._deployed[key] = deployed_hybrid_config(env, self.hybrid_yaml)
         config = self._deployed[key]
         self.supervisor = HybridSupervisor(config, now=env.sim.time)
-        self.supervisor.receive_goal(config.odom_frame_id, *env.task.goal)
+        self._goal_sent = None
+        self._send_goal(env)
         self.mode_account = ModeAccount()
         self._scan_stamp = None
         self._scale = None
@@ -308,6 +311,7 @@ class StackController(Controller):
                 scan.range_max,
                 now,
             )
+        self._send_goal(env)
         odom = env.sim.odometry()
         supervisor.receive_odom(
             (odom.x, odom.y), quaternion_from_yaw(odom.yaw), (odom.v, odom.w), now
@@ -325,6 +329,19 @@ class StackController(Controller):
             **(self.safety.last_step or {}),
         }
         return v, w, intervened
+
+    def _send_goal(self, env: NavEnv) -> None:
+        """The task's goal in the odom frame, as the simulator node hands it to the stack:
+        re-expressed (a correction of the same goal) once odometry has drifted more than
+        `GOAL_REISSUE_DRIFT` from it, so an episode does not end idle at the odom goal
+        while the true goal is outside its tolerance."""
+        assert self.supervisor is not None
+        odom = env.sim.odometry()
+        in_odom = world_point_in_odom(env.task.goal, env.sim.pose, (odom.x, odom.y, odom.yaw))
+        sent = goal_in_odom(self._goal_sent, in_odom, GOAL_REISSUE_DRIFT)
+        if sent != self._goal_sent:
+            self.supervisor.receive_goal(self.supervisor.config.odom_frame_id, *sent)
+            self._goal_sent = sent
 
     def _policy_tick(self, env: NavEnv, observation: np.ndarray) -> tuple[float, float] | None:
         """The policy node's tick: its command, or None when it publishes none (inactive)."""

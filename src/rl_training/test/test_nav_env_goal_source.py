@@ -93,7 +93,9 @@ def test_reset_starts_a_fresh_grid():
 
 
 def test_the_waypoint_run_config(workspace_root):
-    config = load_config(workspace_root / "config" / "training" / "nav_waypoint.yaml")
+    config = load_config(
+        workspace_root / "config" / "training" / "experiments" / "nav_waypoint.yaml"
+    )
     assert config.name == "nav_waypoint" and config.env.goal_source == "grid_waypoint"
     assert config.total_timesteps == 0 and config.pretrain.enabled
     weights = config.pretrain.stage_weights

@@ -234,3 +234,26 @@ def test_without_the_stack_the_table_keeps_its_columns(workspace_root):
     assert "arbiter" not in table and "Stack check" not in table
     assert report.stack_check is None
     assert table.splitlines()[0].count("|") == 12
+
+
+def test_the_goal_is_corrected_for_odometry_drift_as_the_simulator_node_does(env, nav_policy):
+    """Odometry off by more than GOAL_REISSUE_DRIFT: the stack gets the goal re-expressed in
+    odom, as a correction of the same goal (same id), not a new one."""
+    from dataclasses import replace
+
+    from sim_bringup.goal_schedule import GOAL_REISSUE_DRIFT
+
+    stack = StackController(LearnedPolicyController(nav_policy))
+    observation, _ = env.reset(seed=3, options={"task": open_task()})
+    stack.reset(env)
+    supervisor = stack.supervisor
+    first = supervisor.goal
+    true_odometry = env.sim.odometry
+    offset = 2.0 * GOAL_REISSUE_DRIFT
+    try:
+        env.sim.odometry = lambda: replace(true_odometry(), x=true_odometry().x + offset)
+        stack.command(env, observation)
+    finally:
+        del env.sim.odometry
+    assert supervisor.goal == pytest.approx((first[0] + offset, first[1]))
+    assert supervisor.goal_id == 1

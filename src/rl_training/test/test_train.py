@@ -13,7 +13,7 @@ def test_shipped_run_configs_load(workspace_root):
     folder = workspace_root / "config" / "training"
     runs = sorted(folder.glob("*.yaml")) + sorted(folder.glob("experiments/*.yaml"))
     runs = [path for path in runs if path.name != "base.yaml"]  # the base is not a run
-    assert len(runs) == 3
+    assert len(runs) == 4
     for path in runs:
         config = load_config(path)
         assert config.name == path.stem
