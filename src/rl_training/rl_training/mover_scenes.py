@@ -429,12 +429,23 @@ def family_task(
     """A checked scene of `family` drawn from `rng` (retries rejected draws)."""
     if family not in FAMILY_BUILDERS:
         raise ValueError(f"unknown mover family {family!r}; known: {', '.join(FAMILIES)}")
-    builder = FAMILY_BUILDERS[family]
+    return first_checked_task(FAMILY_BUILDERS[family], rng, settings, attempts, family)
+
+
+def first_checked_task(
+    builder: Callable[[np.random.Generator, TaskSettings], Task | None],
+    rng: np.random.Generator,
+    settings: TaskSettings,
+    attempts: int,
+    family: str,
+) -> Task:
+    """The first task `builder` accepts in `attempts` draws from `rng` (it rejects a draw
+    by returning None); RuntimeError naming `family` when none is accepted."""
     for _ in range(attempts):
         task = builder(rng, settings)
         if task is not None:
             return task
-    raise RuntimeError(f"could not make a checked {family} scene in {attempts} draws")
+    raise RuntimeError(f"could not make a checked {family} task in {attempts} draws")
 
 
 def scene_task(family: str, seed: int, settings: TaskSettings | None = None) -> Task:

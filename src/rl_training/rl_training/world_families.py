@@ -36,7 +36,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from rl_training.mover_scenes import checked_task, scene_world
+from rl_training.mover_scenes import checked_task, first_checked_task, scene_world
 from rl_training.worlds import Task, TaskSettings, clear_points, random_obstacles
 from rlguard_common.world import Box, Cylinder, Wall, World
 
@@ -373,12 +373,7 @@ def static_task(
 ) -> Task:
     """A checked task of static `family` drawn from `rng` (retries rejected draws)."""
     _known(family)
-    builder = STATIC_FAMILY_BUILDERS[family]
-    for _ in range(attempts):
-        task = builder(rng, settings)
-        if task is not None:
-            return task
-    raise RuntimeError(f"could not make a checked {family} world in {attempts} draws")
+    return first_checked_task(STATIC_FAMILY_BUILDERS[family], rng, settings, attempts, family)
 
 
 def static_family_task(family: str, seed: int, settings: TaskSettings | None = None) -> Task:
