@@ -30,8 +30,9 @@ def test_the_shipped_card_records_its_held_out_evaluation(workspace_root):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="known gap (issue 7): the shipped policy misses the gate behind the safety filter "
-    "(corridor timeouts, collisions with moving obstacles); see models/README.md",
+    reason="known gap (issue 17): the shipped policy misses gate version 2 behind the "
+    "safety filter (timeouts in doorways and dead ends, interventions, movers); see "
+    "models/README.md",
 )
 def test_gate_passes_for_the_shipped_model(workspace_root, tmp_path):
     model = workspace_root / "models" / "nav_policy.pt"
