@@ -29,6 +29,7 @@ import threading
 import time
 from pathlib import Path
 
+from rl_policy_node.node_config import PARAMETERS
 from rlguard_common.topics import POLICY_CMD_VEL
 from rlguard_tools import benchlib
 
@@ -254,7 +255,9 @@ def _sustained_rate(model: Path | None, label: str, figures: dict) -> None:
     """Raise the rate until the loop falls below 95 % of it or misses > 1 % of deadlines."""
     best = 0
     capacity = 0.0
-    for rate in RATES_HZ:
+    # The node refuses a control_rate_hz above its parameter's range (the sweep ends there).
+    top = PARAMETERS["control_rate_hz"].bounds[1] if model is not None else math.inf
+    for rate in (r for r in RATES_HZ if r <= top):
         achieved, ticks, misses, commands, cpu = _run_at(rate, model)
         sustained = achieved >= 0.95 * rate and misses <= 0.01 * max(ticks, 1) and commands > 0
         # Ticks per second of this process's CPU time (all its threads, DDS included):
