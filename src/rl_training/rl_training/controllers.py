@@ -31,14 +31,13 @@ from rl_policy_node.policy_loader import LoadedPolicy
 from rl_training.deployed_cores import deployed_hybrid_config, deployed_safety_config
 from rl_training.nav_env import NavEnv
 from rlguard_common.geometry import quaternion_from_yaw
-from rlguard_common.robot_profile import RobotProfile
 from safety_controller.safety_filter import (
     SAFETY_REASONS,
     FilterOutput,
     SafetyConfig,
     SafetyFilter,
 )
-from safety_controller.scan_geometry import LidarMount, ScanPoints, scan_to_points
+from safety_controller.scan_geometry import ScanPoints, scan_to_points
 from sim_bringup.goal_schedule import GOAL_REISSUE_DRIFT, goal_in_odom, world_point_in_odom
 
 
@@ -78,11 +77,6 @@ def env_key(env: NavEnv) -> tuple[Any, ...]:
     return (env.robot.name, env.card.action, env.dt)
 
 
-def lidar_mount(robot: RobotProfile) -> LidarMount:
-    """Where the lidar sits on the base (for scan points in the base frame)."""
-    return LidarMount(robot.lidar.mount_x, robot.lidar.mount_y, robot.lidar.mount_yaw)
-
-
 def scan_points(env: NavEnv) -> ScanPoints:
     """The env's latest scan as obstacle points in the base frame."""
     scan = env.scan
@@ -92,7 +86,7 @@ def scan_points(env: NavEnv) -> ScanPoints:
         scan.angle_increment,
         scan.range_min,
         scan.range_max,
-        lidar_mount(env.robot),
+        env.lidar_mount,
     )
 
 
