@@ -40,6 +40,13 @@ def generate_launch_description() -> LaunchDescription:
             "relative to its models_dir; empty keeps its YAML default, no model).",
         ),
         DeclareLaunchArgument(
+            "require_gated_model",
+            default_value="true",
+            description="rl_policy_node refuses a model without a passed deployment gate for "
+            "its own weights (rl_training promote MODEL records one); false only to try an "
+            "ungated model on purpose.",
+        ),
+        DeclareLaunchArgument(
             "use_sim_time",
             default_value="false",
             description="Use the /clock topic as time (true only with a simulator or a bag).",
@@ -71,6 +78,7 @@ def generate_launch_description() -> LaunchDescription:
                     "namespace": LaunchConfiguration("namespace"),
                     "use_sim_time": LaunchConfiguration("use_sim_time"),
                     "model_path": LaunchConfiguration("model_path"),
+                    "require_gated_model": LaunchConfiguration("require_gated_model"),
                     "robot": LaunchConfiguration("robot"),
                     "use_stamped": LaunchConfiguration("use_stamped"),
                     "params_file": LaunchConfiguration("params_file"),

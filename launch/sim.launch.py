@@ -55,6 +55,12 @@ def generate_launch_description() -> LaunchDescription:
             "relative to its models_dir; empty keeps its YAML default, no model).",
         ),
         DeclareLaunchArgument(
+            "require_gated_model",
+            default_value="false",
+            description="rl_policy_node refuses a model without a passed deployment gate for "
+            "its own weights (robot.launch.py: true); in simulation any model may run.",
+        ),
+        DeclareLaunchArgument(
             "use_sim_time",
             default_value="true",
             description="Stack nodes use the simulator's /clock as time.",
@@ -97,6 +103,7 @@ def generate_launch_description() -> LaunchDescription:
             "namespace": namespace,
             "use_sim_time": LaunchConfiguration("use_sim_time"),
             "model_path": LaunchConfiguration("model_path"),
+            "require_gated_model": LaunchConfiguration("require_gated_model"),
             "robot": robot,
             "use_stamped": use_stamped,
         }.items(),

@@ -41,6 +41,7 @@ def _stack_nodes(context: LaunchContext) -> list[Node]:
     params_file = LaunchConfiguration("params_file").perform(context)
     robot = LaunchConfiguration("robot").perform(context)
     log_level = LaunchConfiguration("log_level").perform(context)
+    require_gated = _as_bool(LaunchConfiguration("require_gated_model").perform(context))
 
     # The robot profile (config/robots/<robot>.yaml) sets footprint, limits and lidar
     # mount for every node; rlguard_common owns the profile format.
@@ -51,6 +52,7 @@ def _stack_nodes(context: LaunchContext) -> list[Node]:
     overrides["rl_policy_node"] = {**overrides.get("rl_policy_node", {})}
     if model_path:
         overrides["rl_policy_node"]["model_path"] = model_path
+    overrides["rl_policy_node"]["require_gated_model"] = require_gated
     overrides.setdefault("safety_controller", {})["enable_stamped_cmd_vel"] = use_stamped
 
     nodes = []
@@ -91,6 +93,12 @@ def generate_launch_description() -> LaunchDescription:
             "models_dir (installed share/rl_policy_node/models, else the workspace models/). "
             "Default: the shipped policy. Empty keeps the YAML's model_path ('' there: no "
             "model, the fallback drives).",
+        ),
+        DeclareLaunchArgument(
+            "require_gated_model",
+            default_value="false",
+            description="rl_policy_node refuses a model without a passed deployment gate for "
+            "its own weights (rl_training promote records one). robot.launch.py: true.",
         ),
         DeclareLaunchArgument(
             "robot",

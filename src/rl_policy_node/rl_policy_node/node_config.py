@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+from rl_policy_node.model_gate import GATE_PARAMETERS
+from rl_policy_node.transition_record import TRANSITION_PARAMETERS
 from rlguard_common.parameters import ParameterSpec
 
 NODE_NAME = "rl_policy_node"
@@ -70,4 +72,6 @@ PARAMETERS: dict[str, ParameterSpec] = {
     "lidar_yaw": ParameterSpec(
         0.0, "Lidar yaw in the base frame (rad)", bounds=(-math.pi, math.pi)
     ),
+    **GATE_PARAMETERS,
+    **TRANSITION_PARAMETERS,
 }

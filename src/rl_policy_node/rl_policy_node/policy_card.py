@@ -4,10 +4,16 @@ A card travels inside the TorchScript file as ``policy_card.json`` (saved with
 ``torch.jit.save(..., _extra_files=...)``). It says how to build the observation the
 policy was trained on and what velocities its [-1, 1] outputs stand for. A file
 without a card is read with `implicit_card`, the seed guide's 69-input layout.
+
+Two optional top-level fields: `gate`, the record `rl_training promote` writes when a
+fresh evaluation passed (or failed) the deployment gate (`GateRecord`; checked by
+`rl_policy_node.model_gate`), and `scan_statistics`, the training scan distribution per
+sector (the drift baseline), carried as-is. A card without them reads as before.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from collections.abc import Mapping
@@ -119,6 +125,29 @@ class ActionSpec:
 
 
 @dataclass(frozen=True)
+class GateRecord:
+    """The deployment gate verdict of one fresh evaluation, as `rl_training promote` records it.
+
+    `weights_sha256` names the weights the evaluation ran on and `card_sha256` the card it
+    was recorded in, as `rl_policy_node.model_gate.card_digest` (every field but `gate`);
+    `evaluated` is the ISO 8601 time of the evaluation. `failures` is empty when `passed`.
+    The provenance fields say how broad the evaluation was: the gated controller mode,
+    held-out seed, episodes per world and worlds.
+    """
+
+    passed: bool
+    version: int
+    weights_sha256: str
+    card_sha256: str
+    evaluated: str
+    failures: tuple[str, ...] = ()
+    mode: str = ""
+    seed: int | None = None
+    episodes_per_world: int | None = None
+    worlds: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class PolicyCard:
     """Everything deployment must know about a policy file."""
 
@@ -132,11 +161,19 @@ class PolicyCard:
     training: Mapping[str, Any] = field(default_factory=dict)
     evaluation: Mapping[str, Any] = field(default_factory=dict)
     format: str = CARD_FORMAT
+    gate: GateRecord | None = None
+    scan_statistics: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The card as plain JSON-ready data."""
         data = asdict(self)
         data["action"] = {k: list(v) for k, v in data["action"].items()}
+        for key in ("gate", "scan_statistics"):
+            if data[key] is None:
+                del data[key]  # optional: a card without it is written as before it existed
+        if self.gate is not None:
+            data["gate"]["failures"] = list(self.gate.failures)
+            data["gate"]["worlds"] = list(self.gate.worlds)
         if self.observation.history_stride == 1:
             # Consecutive frames are the format's default: older readers keep reading it.
             del data["observation"]["history_stride"]
@@ -235,6 +272,8 @@ def card_from_dict(data: Any, source: str = "policy card") -> PolicyCard:
             "control_rate_hz",
             "training",
             "evaluation",
+            "gate",
+            "scan_statistics",
         },
     )
     fmt = _text(_require(top, "format", "", source), "format", source)
@@ -310,7 +349,12 @@ def card_from_dict(data: Any, source: str = "policy card") -> PolicyCard:
     action = _section(_require(top, "action", "", source), "action", source, {"linear", "angular"})
     training = top.get("training", {})
     evaluation = top.get("evaluation", {})
-    for key, value in (("training", training), ("evaluation", evaluation)):
+    scan_statistics = top.get("scan_statistics")
+    for key, value in (
+        ("training", training),
+        ("evaluation", evaluation),
+        ("scan_statistics", {} if scan_statistics is None else scan_statistics),
+    ):
         if not isinstance(value, Mapping):
             raise _fail(source, key, f"must be an object, got {type(value).__name__}")
     card = PolicyCard(
@@ -327,8 +371,63 @@ def card_from_dict(data: Any, source: str = "policy card") -> PolicyCard:
         control_rate_hz=_number(top.get("control_rate_hz", 20.0), "control_rate_hz", source, True),
         training=dict(training),
         evaluation=dict(evaluation),
+        gate=None if top.get("gate") is None else _gate_record(top["gate"], source),
+        scan_statistics=None if scan_statistics is None else dict(scan_statistics),
     )
     return validate_card(card, source)
+
+
+def _strings(value: Any, path: str, source: str) -> tuple[str, ...]:
+    if not isinstance(value, (list, tuple)):
+        raise _fail(source, path, f"must be a list of strings, got {value!r}")
+    return tuple(_text(item, f"{path}[{k}]", source) for k, item in enumerate(value))
+
+
+def _gate_record(data: Any, source: str) -> GateRecord:
+    """The `GateRecord` of a parsed `gate` section (types here, semantics: `validate_card`)."""
+    names = {item.name for item in fields(GateRecord)}
+    gate = _section(data, "gate", source, names)
+    passed = _require(gate, "passed", "gate", source)
+    if not isinstance(passed, bool):
+        raise _fail(source, "gate.passed", f"must be true/false, got {passed!r}")
+    seed, episodes = gate.get("seed"), gate.get("episodes_per_world")
+    return GateRecord(
+        passed=passed,
+        version=_integer(_require(gate, "version", "gate", source), "gate.version", source),
+        weights_sha256=_text(
+            _require(gate, "weights_sha256", "gate", source), "gate.weights_sha256", source
+        ),
+        card_sha256=_text(
+            _require(gate, "card_sha256", "gate", source), "gate.card_sha256", source
+        ),
+        evaluated=_text(_require(gate, "evaluated", "gate", source), "gate.evaluated", source),
+        failures=_strings(gate.get("failures", []), "gate.failures", source),
+        mode=_text(gate.get("mode", ""), "gate.mode", source),
+        seed=None if seed is None else _integer(seed, "gate.seed", source, minimum=0),
+        episodes_per_world=None
+        if episodes is None
+        else _integer(episodes, "gate.episodes_per_world", source),
+        worlds=_strings(gate.get("worlds", []), "gate.worlds", source),
+    )
+
+
+def _is_sha256(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
+def _validate_gate(gate: GateRecord, source: str) -> None:
+    """A gate record names 64-hex-digit hashes, a gate version >= 1 and an ISO 8601 time."""
+    for key in ("weights_sha256", "card_sha256"):
+        if not _is_sha256(getattr(gate, key)):
+            raise _fail(source, f"gate.{key}", "must be 64 lowercase hex digits")
+    if isinstance(gate.version, bool) or not isinstance(gate.version, int) or gate.version < 1:
+        raise _fail(source, "gate.version", f"must be an integer >= 1, got {gate.version!r}")
+    try:
+        dt.datetime.fromisoformat(gate.evaluated)
+    except (TypeError, ValueError):
+        raise _fail(
+            source, "gate.evaluated", f"must be an ISO 8601 time, got {gate.evaluated!r}"
+        ) from None
 
 
 def _grid_config(data: Any, source: str) -> NavGridConfig:
@@ -405,8 +504,12 @@ def validate_card(card: PolicyCard, source: str = "policy card") -> PolicyCard:
     if not card.name:
         raise _fail(source, "name", "must not be empty")
     sha = card.weights_sha256
-    if sha and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
+    if sha and not _is_sha256(sha):
         raise _fail(source, "weights_sha256", "must be 64 lowercase hex digits or empty")
+    if card.gate is not None:
+        _validate_gate(card.gate, source)
+    if card.scan_statistics is not None and not isinstance(card.scan_statistics, Mapping):
+        raise _fail(source, "scan_statistics", "must be an object")
     return card
 
 

@@ -28,10 +28,11 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
 from sensor_msgs.msg import LaserScan
-from std_msgs.msg import Bool, Float32
+from std_msgs.msg import Bool, Float32, Float32MultiArray, MultiArrayDimension
 from std_srvs.srv import Trigger
 
 from rl_policy_node import policy_diagnostics
+from rl_policy_node.model_gate import gate_problem
 from rl_policy_node.model_paths import models_directory, resolve_model_path
 from rl_policy_node.node_config import NODE_NAME, PARAMETERS
 from rl_policy_node.observation import ScanInput
@@ -49,6 +50,7 @@ from rl_policy_node.policy_slots import (
 )
 from rl_policy_node.threaded_executor import StartedTaskExecutor
 from rl_policy_node.tick_stats import RollingWindow, TickMonitor
+from rl_policy_node.transition_record import TransitionRecord, closest_return, encode
 from rlguard_common import topics
 from rlguard_common.node_support import declare_parameters, qos_profile, run_node
 from rlguard_common.scan_validity import REASONS as SCAN_REASONS
@@ -86,6 +88,9 @@ class PolicyNode(Node):
             self._device = "cpu"
         self._models_dir = str(values["models_dir"])
         self._warmup_runs = int(values["warmup_runs"])
+        self._require_gated = bool(values["require_gated_model"])
+        self._record_transitions = bool(values["record_transitions"])
+        self._transition_pub: Publisher | None = None
         self._controller = PolicyController(
             source_timeout=float(values["source_timeout"]),
             goal_tolerance=float(values["goal_tolerance"]),
@@ -121,6 +126,7 @@ class PolicyNode(Node):
         self._ensure_optional_publishers(
             bool(values["shadow_model_path"]), bool(values["publish_inference_ms"])
         )
+        self._ensure_transition_publisher()
         for message_type, topic, callback, qos in (
             (LaserScan, topics.SCAN, self._on_scan, topics.SENSOR_DATA),
             (Odometry, topics.ODOM, self._on_odom, topics.SENSOR_DATA),
@@ -176,11 +182,22 @@ class PolicyNode(Node):
             warmup_runs=self._warmup_runs,
         )
 
+    def _gate_refusal(self, slot: PolicySlot | None, require: bool | None = None) -> None:
+        """Raise a ValueError when gated models are required and `slot` has no passed gate."""
+        required = self._require_gated if require is None else require
+        if slot is None or not required:
+            return
+        problem = gate_problem(slot.policy.card, slot.policy.sha256)
+        if problem:
+            raise ValueError(f"{slot.policy.path}: refused (require_gated_model): {problem}")
+
     def _load_at_start(self, name: str, requested: str) -> None:
         if not requested:
             return
         try:
             slot = self._prepare(requested, self._device, self._max_velocity)
+            if name == "model_path":
+                self._gate_refusal(slot)
         except ValueError as exc:
             self.get_logger().error(f"{name}: {exc}")
             if name == "model_path":
@@ -216,6 +233,16 @@ class PolicyNode(Node):
                     requested, device, max_velocity, models_dir
                 ),
             )
+            require = bool(new.get("require_gated_model", self._require_gated))
+            if "model_path" in slots:
+                self._gate_refusal(slots["model_path"], require)
+            elif require and not self._require_gated and controller.slot is not None:
+                problem = gate_problem(controller.slot.policy.card, controller.slot.policy.sha256)
+                if problem:
+                    raise ValueError(
+                        f"require_gated_model: the running model is not gated ({problem}); "
+                        "set a gated model_path first or in the same call"
+                    )
         except ValueError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         self._staged_slots = slots
@@ -250,6 +277,11 @@ class PolicyNode(Node):
                 self._warmup_runs = int(param.value)
             elif param.name == "publish_inference_ms":
                 self._ensure_optional_publishers(False, bool(param.value))
+            elif param.name == "require_gated_model":
+                self._require_gated = bool(param.value)
+            elif param.name == "record_transitions":
+                self._record_transitions = bool(param.value)
+                self._ensure_transition_publisher()
             elif param.name in ("lidar_x", "lidar_y", "lidar_yaw"):
                 field = param.name.removeprefix("lidar_")
                 mount = dataclasses.replace(controller.lidar_mount, **{field: float(param.value)})
@@ -282,12 +314,19 @@ class PolicyNode(Node):
                 Float32, topics.POLICY_INFERENCE_MS, topics.RELIABLE
             )
 
+    def _ensure_transition_publisher(self) -> None:
+        if self._record_transitions and self._transition_pub is None:
+            self._transition_pub = self._publisher(
+                Float32MultiArray, topics.POLICY_TRANSITION, topics.RELIABLE
+            )
+
     def _on_reload(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         """Re-read the current model_path (and shadow_model_path) from disk."""
         messages = []
         try:
             requested = str(self._param("model_path"))
             slot = self._prepare(requested, self._device, self._max_velocity) if requested else None
+            self._gate_refusal(slot)
             shadow_requested = str(self._param("shadow_model_path"))
             shadow = (
                 self._prepare(shadow_requested, self._device, self._max_velocity)
@@ -372,6 +411,8 @@ class PolicyNode(Node):
         now_ns = self._now_ns()
         controller = self._controller
         result = controller.step(now_ns)
+        if result.command is not None and self._record_transitions:
+            self._publish_transition(now_ns, result.command)
         if result.command is not None:
             twist = self._twist
             twist.linear.x, twist.angular.z = result.command
@@ -391,6 +432,40 @@ class PolicyNode(Node):
         if result.reason != self._logged_reason:
             self._log_reason(result.reason)
 
+    def _publish_transition(self, now_ns: int, command: tuple[float, float]) -> None:
+        """One transition record for this tick (before its command, so the arbiter's and
+        the filter's replies are logged after it)."""
+        controller = self._controller
+        step, slot, odom, scan, goal = (
+            controller.last_step(),
+            controller.slot,
+            controller.odom,
+            controller.scan,
+            controller.goal,
+        )
+        if step is None or slot is None or odom is None or scan is None or goal is None:
+            return
+        record = TransitionRecord(
+            stamp_ns=now_ns,
+            observation=step[0],
+            action=step[1],
+            command=command,
+            weights_sha256=slot.policy.sha256,
+            pose=odom.pose,
+            goal=goal,
+            closest_range=closest_return(scan.scan.ranges, scan.scan.range_min),
+            goal_tolerance=controller.goal_tolerance,
+        )
+        labels, sizes, data = encode(record)
+        msg = Float32MultiArray()
+        msg.layout.dim = [
+            MultiArrayDimension(label=label, size=size, stride=size)
+            for label, size in zip(labels, sizes, strict=True)
+        ]
+        msg.data = data
+        assert self._transition_pub is not None
+        self._transition_pub.publish(msg)
+
     def _publish_active(self, active: bool) -> None:
         self._active_pub.publish(Bool(data=active))
         self._published_active = active
@@ -409,16 +484,42 @@ class PolicyNode(Node):
             self._controller, self._monitor, self._device, self._dropped, self._rejected_scans
         )
 
+    def _status(
+        self, topic: str, level: int, message: str, values: dict[str, str]
+    ) -> DiagnosticStatus:
+        return DiagnosticStatus(
+            level=DIAGNOSTIC_LEVELS[level],
+            name=f"{self.get_name()}: {topic}",
+            hardware_id=NODE_NAME,
+            message=message,
+            values=[KeyValue(key=k, value=v) for k, v in values.items()],
+        )
+
+    def _model_status(self) -> DiagnosticStatus:
+        """The live model's life: its gate (WARN when ungated)."""
+        slot = self._controller.slot
+        values: dict[str, str] = {"require_gated_model": str(self._require_gated).lower()}
+        if slot is None:
+            return self._status("model", policy_diagnostics.LEVEL_OK, "no model", values)
+        problem = gate_problem(slot.policy.card, slot.policy.sha256)
+        gate = slot.policy.card.gate
+        values["gate"] = problem or f"passed (gate version {gate.version if gate else '?'})"
+        values["model_sha256"] = slot.policy.sha256
+        if problem:
+            # Only reachable with require_gated_model false: the model drives, flagged.
+            return self._status("model", policy_diagnostics.LEVEL_WARN, "ungated model", values)
+        return self._status("model", policy_diagnostics.LEVEL_OK, "gated model", values)
+
     def _publish_diagnostics(self) -> None:
         reason = self._controller.reason
-        status = DiagnosticStatus(
-            level=DIAGNOSTIC_LEVELS[reason_level(reason)],
-            name=f"{self.get_name()}: policy",
-            hardware_id=NODE_NAME,
-            message=status_message(reason),
-            values=[KeyValue(key=k, value=v) for k, v in self.diagnostic_values().items()],
+        array = DiagnosticArray(
+            status=[
+                self._status(
+                    "policy", reason_level(reason), status_message(reason), self.diagnostic_values()
+                ),
+                self._model_status(),
+            ]
         )
-        array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         self._diagnostics_pub.publish(array)
 

@@ -42,6 +42,8 @@ REASON_STALE_ODOM = "stale odom"
 REASON_OBSERVATION = "observation error"
 REASON_NON_FINITE = "non-finite output"
 REASON_OVERRUN = "inference overrun"
+# Something outside the controller holds the policy off (e.g. sensor drift): `hold_reason`.
+REASON_HELD = "held"
 # Consecutive overrun ticks that make the policy inactive (a lone one only drops its command).
 OVERRUN_LIMIT = 3
 
@@ -53,6 +55,7 @@ FAULT_REASONS = (
     REASON_OBSERVATION,
     REASON_NON_FINITE,
     REASON_OVERRUN,
+    REASON_HELD,
 )
 
 
@@ -97,6 +100,8 @@ class PolicyController:
         self.goal_tolerance = goal_tolerance
         self.max_inference_ms = max_inference_ms
         self.enabled = enabled
+        # Set from another thread (e.g. drift detection) to keep the policy inactive.
+        self.hold_reason: str | None = None
         self.slot: PolicySlot | None = None
         self.shadow: PolicySlot | None = None
         self.no_model_detail = ""
@@ -141,6 +146,13 @@ class PolicyController:
         """The live inputs, for checking a candidate before a swap."""
         return DryRunInputs(self.scan, self.odom, self.goal, self._previous)
 
+    def last_step(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(observation, raw action) of the last tick that produced a command, else None."""
+        observation, action = self._last_observation, self._last_action
+        if observation is None or action is None or not self._active:
+            return None
+        return observation, action
+
     @property
     def active(self) -> bool:
         """True while the last tick produced a policy command."""
@@ -158,6 +170,9 @@ class PolicyController:
         """Why no command may be produced now (before inference), else None."""
         if not self.enabled:
             return REASON_DISABLED
+        hold = self.hold_reason
+        if hold is not None:
+            return f"{REASON_HELD}: {hold}"
         if self.slot is None:
             detail = self.no_model_detail
             return f"{REASON_NO_MODEL}: {detail}" if detail else REASON_NO_MODEL

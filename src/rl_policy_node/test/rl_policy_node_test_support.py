@@ -36,9 +36,11 @@ from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
 from rl_policy_node.action_scaling import action_to_velocity
+from rl_policy_node.model_gate import card_digest
 from rl_policy_node.observation import ObservationBuilder, ScanInput
 from rl_policy_node.policy_card import (
     ActionSpec,
+    GateRecord,
     GoalSpec,
     ObservationSpec,
     PolicyCard,
@@ -103,6 +105,56 @@ def write_policy(
         torch.jit.save(module, str(path))
     else:
         save_policy(module, path, card)
+    return path
+
+
+# ------------------------------------------------------------------- gated models
+
+SHA_A = "a" * 64
+GATE_FAILURES = ("corridor: success 0.90 < 0.95", "dynamic: 2 at-fault collision(s)", "x: y")
+
+
+def evaluated_card(
+    passed: bool = True, version: int = 2, card: PolicyCard | None = None
+) -> PolicyCard:
+    """`card` (default `small_card`) whose evaluation holds a gate verdict, as promote
+    writes it."""
+    verdict = {
+        "passed": passed,
+        "mode": "policy_safety",
+        "version": version,
+        "failures": [] if passed else list(GATE_FAILURES),
+    }
+    return (card or small_card()).with_updates(
+        weights_sha256=SHA_A,
+        evaluation={"seed": 900_000, "summary": {"corridor": {}}, "gate": verdict},
+    )
+
+
+def gated(card: PolicyCard, weights: str = SHA_A) -> PolicyCard:
+    """`card` with a gate record of its own evaluation verdict, for `weights`."""
+    verdict = card.evaluation["gate"]
+    record = GateRecord(
+        passed=verdict["passed"],
+        version=verdict["version"],
+        weights_sha256=weights,
+        card_sha256=card_digest(card),
+        evaluated="2026-03-01T12:00:00Z",
+        failures=tuple(verdict["failures"]),
+        mode="policy_safety",
+        seed=900_000,
+        episodes_per_world=4,
+        worlds=("corridor", "dynamic"),
+    )
+    return card.with_updates(gate=record)
+
+
+def gated_file(path: Path, passed: bool, seed: int = 0, card: PolicyCard | None = None) -> Path:
+    """A policy file whose card carries a gate record for its own weights."""
+    write_policy(path, evaluated_card(passed, card=card), seed=seed)
+    sha = load_policy(path).sha256
+    evaluated = evaluated_card(passed, card=card).with_updates(weights_sha256=sha)
+    write_policy(path, gated(evaluated, weights=sha), seed=seed)
     return path
 
 
@@ -378,6 +430,10 @@ class PolicyProbe:
         self.diagnostics: dict[str, str] = {}
         self.diagnostics_message = ""
         self.diagnostics_level = -1
+        # Every status this node publishes, by name suffix ("policy", "model", ...):
+        # (level, message, values).
+        self.statuses: dict[str, tuple[int, str, dict[str, str]]] = {}
+        self._node_name = node_name
         self.status_name = f"{node_name}: policy"
         node.create_subscription(Twist, topics.POLICY_CMD_VEL, self._on_cmd, 50)
         node.create_subscription(Twist, topics.POLICY_SHADOW_CMD_VEL, self._on_shadow, 50)
@@ -455,7 +511,13 @@ class PolicyProbe:
             self.active.append((time.monotonic(), msg.data))
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        prefix = f"{self._node_name}: "
         for status in msg.status:
+            if status.name.startswith(prefix):
+                level = status.level[0] if isinstance(status.level, bytes) else int(status.level)
+                values = {kv.key: kv.value for kv in status.values}
+                with self.lock:
+                    self.statuses[status.name[len(prefix) :]] = (level, status.message, values)
             if status.name == self.status_name:
                 with self.lock:
                     self.diagnostics = {kv.key: kv.value for kv in status.values}
@@ -491,6 +553,20 @@ class PolicyProbe:
         """Wait until the diagnostics values satisfy `predicate`; return them."""
         assert wait_until(lambda: predicate(dict(self.diagnostics)), timeout), self.diagnostics
         return dict(self.diagnostics)
+
+    def wait_status(
+        self, name: str, predicate: Callable[[int, str, dict[str, str]], bool], timeout=10.0
+    ) -> tuple[int, str, dict[str, str]]:
+        """Wait until the status `name` (e.g. "model") satisfies `predicate(level, message,
+        values)`; return it."""
+
+        def current() -> tuple[int, str, dict[str, str]] | None:
+            with self.lock:
+                return self.statuses.get(name)
+
+        ok = wait_until(lambda: current() is not None and predicate(*current()), timeout)
+        assert ok, f"status {name!r}: {current()}"
+        return current()
 
     # --- services
 

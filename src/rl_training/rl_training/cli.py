@@ -1,11 +1,13 @@
-"""Command line: ``rl_training train|export|evaluate``."""
+"""Command line: ``rl_training train|export|evaluate|promote|dataset``."""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -123,19 +125,25 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate(args: argparse.Namespace) -> int:
-    from rl_training.evaluate import DEFAULT_MODES, MODES, evaluate
-    from rl_training.report import markdown_table, record_in_card, write_outputs
+def _evaluation_modes(args: argparse.Namespace) -> list[str] | None:
+    """The --modes asked for (the default modes without it); None, said why, if unknown."""
+    from rl_training.evaluate import DEFAULT_MODES, MODES
 
     modes = args.modes.split(",") if args.modes else list(DEFAULT_MODES)
     unknown = sorted(set(modes) - set(MODES))
     if unknown:
         print(f"unknown mode(s): {', '.join(unknown)}", file=sys.stderr)
-        return 2
-    worlds = args.worlds.split(",")
-    report = evaluate(
-        args.model,
-        worlds=worlds,
+        return None
+    return modes
+
+
+def _evaluator(args: argparse.Namespace, modes: list[str]) -> Callable[[Path], Any]:
+    """The evaluation the options ask for, as a function of the policy file."""
+    from rl_training.evaluate import evaluate
+
+    return functools.partial(
+        evaluate,
+        worlds=args.worlds.split(","),
         episodes=args.episodes,
         modes=modes,
         seed=args.seed,
@@ -144,28 +152,143 @@ def _evaluate(args: argparse.Namespace) -> int:
         workers=args.workers,
         safety_yaml=args.safety_config,
     )
-    table = markdown_table(report)
-    print(table)
-    out = (
-        Path(args.out)
-        if args.out
-        else Path(args.model).with_suffix("").parent / (Path(args.model).stem + "_evaluation")
-    )
+
+
+def _write_report(args: argparse.Namespace, report: Any) -> None:
+    """Print the table and write the outputs into --out (default <model>_evaluation/)."""
+    from rl_training.report import markdown_table, write_outputs
+
+    print(markdown_table(report))
+    model = Path(args.model)
+    out = Path(args.out) if args.out else model.parent / (model.stem + "_evaluation")
     paths = write_outputs(report, out)
     print("written: " + ", ".join(str(p) for p in paths.values()))
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from rl_training.report import record_in_card
+
+    modes = _evaluation_modes(args)
+    if modes is None:
+        return 2
+    report = _evaluator(args, modes)(Path(args.model))
+    _write_report(args, report)
     if args.record_card:
-        record_in_card(args.model, report)
+        dropped = record_in_card(args.model, report)
         print(f"evaluation recorded in the card of {args.model}")
+        if dropped:
+            print("its gate record no longer applies and was removed: run rl_training promote")
     if args.gate and not report.gate["passed"]:
         print("deployment gate FAILED: " + "; ".join(report.gate["failures"]), file=sys.stderr)
         return 1
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the `rl_training` command."""
+def _promote(args: argparse.Namespace) -> int:
+    from rl_policy_node.policy_loader import PolicyLoadError
+    from rl_training.promote import PROMOTION_MODE, PromotionError, promote
+
+    modes = _evaluation_modes(args)
+    if modes is None:
+        return 2
+    if PROMOTION_MODE not in modes:
+        print(f"rl_training promote: --modes must include {PROMOTION_MODE}", file=sys.stderr)
+        return 2
+    try:
+        promotion = promote(args.model, _evaluator(args, modes))
+    except (PromotionError, PolicyLoadError) as exc:
+        print(f"rl_training promote: not promoted: {exc}", file=sys.stderr)
+        return 1
+    _write_report(args, promotion.report)
+    gate = promotion.gate
+    if not gate.passed:
+        print(
+            f"deployment gate (version {gate.version}) FAILED, recorded as not passed in "
+            f"{args.model}: " + "; ".join(gate.failures),
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"promoted {args.model}: gate version {gate.version} passed for weights "
+        f"{gate.weights_sha256[:12]}... (card {gate.card_sha256[:12]}...)"
+    )
+    return 0
+
+
+def _add_evaluation_options(parser: argparse.ArgumentParser) -> None:
+    """The options that say which evaluation runs (evaluate and promote)."""
     from rl_training.evaluate import DEFAULT_MODES, DEFAULT_WORLDS, EVALUATION_SEED, MODES
 
+    parser.add_argument("model", help="policy file (.pt or .onnx)")
+    parser.add_argument("--worlds", default=",".join(DEFAULT_WORLDS))
+    parser.add_argument("--episodes", type=int, default=10, help="held-out episodes per world")
+    parser.add_argument(
+        "--modes",
+        help=f"comma list of {','.join(MODES)} (default: {','.join(DEFAULT_MODES)})",
+    )
+    parser.add_argument("--seed", type=int, default=EVALUATION_SEED)
+    parser.add_argument("--max-time", type=float, help="cap each episode's time limit (s)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes (same results as with 1)"
+    )
+    parser.add_argument(
+        "--safety-config",
+        help="safety node YAML the filter is built from (default config/safety_controller.yaml)",
+    )
+    parser.add_argument("--out", help="output directory (default: <model>_evaluation/)")
+    parser.add_argument("--quiet", action="store_true")
+
+
+def _dataset(args: argparse.Namespace) -> int:
+    from rl_training.dataset import dataset_settings, write_datasets
+
+    try:
+        settings = dataset_settings(
+            args.run_dir,
+            robot=args.robot,
+            world=args.world,
+            goal_tolerance=args.goal_tolerance,
+            training_config=args.training_config,
+            period_s=args.period,
+            namespace=args.namespace,
+        )
+        written = write_datasets(args.run_dir, settings, args.out, args.sha, args.split)
+    except (OSError, ValueError) as exc:
+        print(f"rl_training dataset: {exc}", file=sys.stderr)
+        return 1
+    for sha, (path, arrays) in written.items():
+        print(
+            f"wrote {path}: {arrays['reward'].size} transitions of model {sha[:12] or 'unknown'}, "
+            f"{int(arrays['done'].sum())} episode ends, {int(arrays['terminal'].sum())} terminal, "
+            f"{int(arrays['intervention'].sum())} interventions"
+        )
+    return 0
+
+
+def _add_dataset_command(commands: Any) -> None:
+    """The `dataset` subcommand: a run's recording into offline-RL arrays."""
+    dataset = commands.add_parser(
+        "dataset",
+        help="turn RUN_DIR/recording.mcap's policy/transition records into an .npz of "
+        "obs, action, reward, done (see rl_training.dataset)",
+    )
+    dataset.add_argument("run_dir", help="run directory holding recording.mcap (e.g. runs/<time>)")
+    dataset.add_argument("--out", help="file to write (default: RUN_DIR/transitions.npz)")
+    dataset.add_argument("--sha", help="the model to take (weights sha256 prefix, or 'unknown')")
+    dataset.add_argument(
+        "--split", action="store_true", help="one file per model: <out>_<sha12>.npz"
+    )
+    dataset.add_argument("--robot", default="default", help="robot profile (footprint radius)")
+    dataset.add_argument("--world", help="world whose goal tolerance applies (default: report's)")
+    dataset.add_argument("--goal-tolerance", type=float, help="goal reached within this (m)")
+    dataset.add_argument("--training-config", help="training config whose reward weights apply")
+    dataset.add_argument("--period", type=float, help="control period (s; default: from ticks)")
+    dataset.add_argument("--namespace", default="", help="the robot namespace of the topics")
+    dataset.set_defaults(handler=_dataset)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `rl_training` command."""
     parser = argparse.ArgumentParser(prog="rl_training", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -205,27 +328,24 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(handler=_export)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a policy file (and gate it)")
-    evaluate.add_argument("model", help="policy file (.pt)")
-    evaluate.add_argument("--worlds", default=",".join(DEFAULT_WORLDS))
-    evaluate.add_argument("--episodes", type=int, default=10, help="held-out episodes per world")
-    evaluate.add_argument(
-        "--modes",
-        help=f"comma list of {','.join(MODES)} (default: {','.join(DEFAULT_MODES)})",
-    )
-    evaluate.add_argument("--seed", type=int, default=EVALUATION_SEED)
-    evaluate.add_argument("--max-time", type=float, help="cap each episode's time limit (s)")
-    evaluate.add_argument(
-        "--workers", type=int, default=1, help="worker processes (same results as with 1)"
-    )
-    evaluate.add_argument(
-        "--safety-config",
-        help="safety node YAML the filter is built from (default config/safety_controller.yaml)",
-    )
-    evaluate.add_argument("--out", help="output directory (default: <model>_evaluation/)")
+    _add_evaluation_options(evaluate)
     evaluate.add_argument("--gate", action="store_true", help="exit 1 when the gate fails")
-    evaluate.add_argument("--record-card", action="store_true", help="store results in the card")
-    evaluate.add_argument("--quiet", action="store_true")
+    evaluate.add_argument(
+        "--record-card",
+        action="store_true",
+        help="store the results and the verdict in the card (removes a gate record: only "
+        "promote records one)",
+    )
     evaluate.set_defaults(handler=_evaluate)
+
+    promote = commands.add_parser(
+        "promote",
+        help="evaluate a policy file afresh and record the gate verdict in its card "
+        "(exit 1 unless it passed)",
+    )
+    _add_evaluation_options(promote)
+    promote.set_defaults(handler=_promote)
+    _add_dataset_command(commands)
     return parser
 
 

@@ -224,10 +224,9 @@ def plot_report(report: EvaluationReport, out: Path) -> dict[str, Path]:
     return paths
 
 
-def record_in_card(model_path: str | Path, report: EvaluationReport) -> None:
-    """Store the evaluation summary and gate verdict in the policy file's card."""
-    policy = load_policy(model_path)
-    evaluation = {
+def evaluation_record(report: EvaluationReport) -> dict[str, Any]:
+    """The card's `evaluation` section of a report: summary and the gate verdict."""
+    return {
         "worlds": report.worlds,
         "episodes_per_world": report.episodes_per_world,
         "seed": report.seed,
@@ -236,5 +235,16 @@ def record_in_card(model_path: str | Path, report: EvaluationReport) -> None:
         "baseline": report.baseline,
         "gate": report.gate,
     }
-    card = policy.card.with_updates(evaluation=evaluation)
+
+
+def record_in_card(model_path: str | Path, report: EvaluationReport) -> bool:
+    """Store the evaluation summary and gate verdict in the policy file's card.
+
+    `evaluation.gate` is the verdict summary only; the card's top-level gate record comes
+    from `rl_training promote` alone. A gate record already there is removed (it was
+    recorded for the card before this edit); returns whether there was one.
+    """
+    policy = load_policy(model_path)
+    card = policy.card.with_updates(evaluation=evaluation_record(report), gate=None)
     save_policy(policy.module, model_path, card)
+    return policy.card.gate is not None

@@ -56,6 +56,9 @@ RELIABLE = QosSpec(depth=10)
 # Goals as a goal source publishes them: latched, so a node started later still gets the
 # current goal; a RELIABLE (volatile) subscriber receives them too.
 GOAL = QosSpec(depth=10, durability="transient_local")
+# Events of a model's life (swap, probation passed, rollback, drift): latched, so a
+# monitor started later still reads the recent ones.
+EVENTS = QosSpec(depth=10, durability="transient_local")
 
 # Inputs of the stack.
 SCAN = "scan"
@@ -71,6 +74,8 @@ POLICY_SHADOW_CMD_VEL = "policy/shadow/cmd_vel"
 POLICY_ACTIVE = "policy/active"
 POLICY_EVENTS = "policy/events"
 POLICY_INFERENCE_MS = "policy/inference_ms"
+# One transition record per acting tick (Float32MultiArray, RELIABLE; record_transitions).
+POLICY_TRANSITION = "policy/transition"
 NAV_CMD_VEL = "cmd_vel_nav"
 HYBRID_MODE = "hybrid/mode"
 HYBRID_MODE_REASON = "hybrid/mode_reason"

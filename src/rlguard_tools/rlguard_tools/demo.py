@@ -23,24 +23,27 @@ from pathlib import Path
 import rclpy
 import yaml
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import Twist
+from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import LaserScan
-from std_msgs.msg import Bool, Float32, String, UInt32
+from std_msgs.msg import Bool, Float32, Float32MultiArray, String, UInt32
 from std_srvs.srv import Trigger
 
 from rlguard_common.node_support import qos_profile
 from rlguard_common.topics import (
     CMD_VEL,
     DIAGNOSTICS,
+    HYBRID_GOAL,
     HYBRID_MODE,
+    NAV_CMD_VEL,
     ODOM,
     POLICY_CMD_VEL,
     POLICY_ENABLE,
+    POLICY_TRANSITION,
     SAFETY_RESET,
     SAFETY_SCALE,
     SAFETY_TRIGGER_ESTOP,
@@ -51,6 +54,7 @@ from rlguard_common.topics import (
     SIM_GROUND_TRUTH,
     QosSpec,
 )
+from rlguard_common.topics import GOAL as GOAL_SPEC
 from rlguard_common.topics import LATCHED as LATCHED_SPEC
 from rlguard_common.topics import RELIABLE as RELIABLE_SPEC
 from rlguard_common.world import load_world
@@ -70,6 +74,13 @@ RECORDED_TOPICS = (
     (POLICY_CMD_VEL, Twist, "geometry_msgs/msg/Twist", RELIABLE),
     (HYBRID_MODE, String, "std_msgs/msg/String", LATCHED),
     (SAFETY_SCALE, Float32, "std_msgs/msg/Float32", RELIABLE),
+    # What `rl_training dataset` pairs with the policy's transition records (empty
+    # unless --record-transitions): the command after the arbiter, the goal it handed on,
+    # the collision count.
+    (NAV_CMD_VEL, Twist, "geometry_msgs/msg/Twist", RELIABLE),
+    (HYBRID_GOAL, PoseStamped, "geometry_msgs/msg/PoseStamped", qos_profile(GOAL_SPEC)),
+    (SIM_COLLISIONS, UInt32, "std_msgs/msg/UInt32", RELIABLE),
+    (POLICY_TRANSITION, Float32MultiArray, "std_msgs/msg/Float32MultiArray", RELIABLE),
 )
 
 
@@ -292,6 +303,11 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     # stretches the wall time of a run (never its sim-time outcome).
     parser.add_argument("--timeout", type=float, default=600.0, help="wall-clock budget (s)")
     parser.add_argument("--out", default=None, help="output directory (default runs/<time>)")
+    parser.add_argument(
+        "--record-transitions",
+        action="store_true",
+        help="record policy/transition for offline RL (rl_training dataset RUN_DIR)",
+    )
     return parser.parse_args(argv)
 
 
@@ -308,6 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         model_path=args.model,
         real_time_factor=args.rtf,
         extra_parameters={"rl_policy_node": {"enabled_on_start": False}},
+        record_transitions=args.record_transitions,
     )
     runner = StackRunner(options, out / "logs").start()
     recorder = McapRecorder(out / "recording.mcap")

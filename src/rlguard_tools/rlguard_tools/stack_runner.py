@@ -46,6 +46,7 @@ class StackOptions:
     randomize: bool = False
     use_stamped: bool = False
     with_sim: bool = True
+    record_transitions: bool = False  # the policy node publishes policy/transition
     extra_parameters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
@@ -75,6 +76,8 @@ def stack_node_specs(options: StackOptions) -> list[NodeSpec]:
     per_node["safety_controller"]["enable_stamped_cmd_vel"] = options.use_stamped
     if options.model_path is not None:
         per_node["rl_policy_node"]["model_path"] = options.model_path
+    if options.record_transitions:
+        per_node["rl_policy_node"]["record_transitions"] = True
     for name, values in options.extra_parameters.items():
         per_node.setdefault(name, {}).update(values)
 
@@ -144,6 +147,11 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--randomize", action="store_true", help="domain randomization on")
     parser.add_argument("--use-stamped", action="store_true", help="TwistStamped cmd_vel")
     parser.add_argument("--no-sim", action="store_true", help="stack only (real robot)")
+    parser.add_argument(
+        "--record-transitions",
+        action="store_true",
+        help="the policy node publishes policy/transition records (offline-RL logs)",
+    )
     parser.add_argument("--log-dir", default=None, help="where node logs go")
     return parser.parse_args(argv)
 
@@ -160,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         randomize=args.randomize,
         use_stamped=args.use_stamped,
         with_sim=not args.no_sim,
+        record_transitions=args.record_transitions,
     )
     log_dir = Path(args.log_dir or f"runs/stack-{time.strftime('%Y%m%d-%H%M%S')}")
     runner = StackRunner(options, log_dir).start()

@@ -227,6 +227,22 @@ def test_the_shipped_policy_is_the_default_model():
 
 
 @needs_build
+@pytest.mark.parametrize(
+    ("path", "default"),
+    [
+        ("launch/robot.launch.py", True),
+        ("launch/sim.launch.py", False),
+        ("launch/stack.launch.py", False),
+    ],
+)
+def test_only_the_robot_requires_a_gated_model(path, default):
+    """A real robot runs only promoted models; the simulator and tests run any model."""
+    for given, expected in ((None, default), ("true", True), ("false", False)):
+        report = _launched(path, **({} if given is None else {"require_gated_model": given}))
+        assert report.parameters["rl_policy_node"]["require_gated_model"] is expected, given
+
+
+@needs_build
 def test_the_simulator_sends_no_goals_unless_asked():
     assert _launched("launch/sim.launch.py").parameters["mujoco_sim"]["publish_goals"] is False
     asked = _launched("launch/sim.launch.py", publish_goals="true")
