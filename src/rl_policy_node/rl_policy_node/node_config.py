@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import math
 
+from hybrid_fallback.hybrid_config import PARAMETERS as HYBRID_PARAMETERS
+from rl_policy_node.live_monitor import MONITOR_PARAMETERS
 from rl_policy_node.model_gate import GATE_PARAMETERS
+from rl_policy_node.probation import PROBATION_PARAMETERS
+from rl_policy_node.scan_drift import DRIFT_PARAMETERS
 from rl_policy_node.transition_record import TRANSITION_PARAMETERS
 from rlguard_common.parameters import ParameterSpec
 
@@ -73,5 +77,15 @@ PARAMETERS: dict[str, ParameterSpec] = {
         0.0, "Lidar yaw in the base frame (rad)", bounds=(-math.pi, math.pi)
     ),
     **GATE_PARAMETERS,
+    # The live monitor's notion of an intervention is the arbiter's (same name, same default).
+    "intervention_scale_threshold": ParameterSpec(
+        HYBRID_PARAMETERS["intervention_scale_threshold"].default,
+        "A safety/scale below this counts as a safety intervention for the live monitor "
+        "(keep equal to hybrid_fallback's).",
+        bounds=(0.0, 1.0),
+    ),
+    **MONITOR_PARAMETERS,
+    **PROBATION_PARAMETERS,
     **TRANSITION_PARAMETERS,
+    **DRIFT_PARAMETERS,
 }

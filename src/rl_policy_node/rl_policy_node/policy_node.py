@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
+import math
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -28,18 +31,25 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
 from sensor_msgs.msg import LaserScan
-from std_msgs.msg import Bool, Float32, Float32MultiArray, MultiArrayDimension
+from std_msgs.msg import Bool, Float32, Float32MultiArray, MultiArrayDimension, String
 from std_srvs.srv import Trigger
 
-from rl_policy_node import policy_diagnostics
+from rl_policy_node import live_monitor, policy_diagnostics, probation, scan_drift
+from rl_policy_node.live_monitor import LiveMonitor, baseline_from_evaluation
 from rl_policy_node.model_gate import gate_problem
 from rl_policy_node.model_paths import models_directory, resolve_model_path
 from rl_policy_node.node_config import NODE_NAME, PARAMETERS
 from rl_policy_node.observation import ScanInput
+from rl_policy_node.policy_card import ScanSpec
 from rl_policy_node.policy_diagnostics import reason_level, status_message
 from rl_policy_node.policy_inputs import ScanSample, goal_problem, odom_sample
 from rl_policy_node.policy_loader import cuda_available, set_inference_threads
-from rl_policy_node.policy_runtime import PolicyController
+from rl_policy_node.policy_runtime import (
+    REASON_GOAL_REACHED,
+    REASON_OVERRUN,
+    PolicyController,
+    TickResult,
+)
 from rl_policy_node.policy_slots import (
     MODEL_PARAMETERS,
     PolicySlot,
@@ -48,6 +58,8 @@ from rl_policy_node.policy_slots import (
     staged_slots,
     velocity_limits_problem,
 )
+from rl_policy_node.probation import ModelHistory, RollbackDecision, event_json, model_key
+from rl_policy_node.scan_drift import BaselineCapture, DriftDetector, DriftReport, ScanStatistics
 from rl_policy_node.threaded_executor import StartedTaskExecutor
 from rl_policy_node.tick_stats import RollingWindow, TickMonitor
 from rl_policy_node.transition_record import TransitionRecord, closest_return, encode
@@ -61,6 +73,9 @@ from safety_controller.scan_geometry import LidarMount
 EXECUTOR_THREADS = 3
 
 DIAGNOSTIC_LEVELS = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR)
+# Sectors of a calibration capture when the live model's card gives none (no model): the
+# shipped policies' layout.
+CALIBRATION_LAYOUT = ScanSpec(sectors=36, field_of_view_deg=360.0, range_cap=3.5)
 
 
 def _stamp_ns(stamp: Any) -> int:
@@ -91,6 +106,31 @@ class PolicyNode(Node):
         self._require_gated = bool(values["require_gated_model"])
         self._record_transitions = bool(values["record_transitions"])
         self._transition_pub: Publisher | None = None
+        self._drift_settings = scan_drift.settings_from_parameters(values)
+        self._calibration: ScanStatistics | None = None
+        self._capture: BaselineCapture | None = None
+        self._drift: DriftDetector | None = None
+        self._drift_level = scan_drift.OK
+        self._drift_baseline_problem = ""
+        # The live monitor and probation run on the control thread; other threads hand
+        # them requests (a swap, a rollback) through these.
+        self._monitor_settings = live_monitor.settings_from_parameters(values)
+        self._live_monitor = LiveMonitor(self._monitor_settings)
+        self._history: ModelHistory[PolicySlot] = ModelHistory(
+            probation.settings_from_parameters(values)
+        )
+        self._monitor_report = self._live_monitor.report(0.0)
+        self._lifecycle_lock = threading.Lock()
+        self._pending_swaps: list[tuple[PolicySlot | None, bool, bool]] = []
+        self._rollback_request: tuple[str, threading.Event, list[str]] | None = None
+        self._rollback_path: str | None = None  # model_path to write after a rollback
+        self._internal_model_path: str | None = None
+        self._intervention_threshold = float(values["intervention_scale_threshold"])
+        self._scale = 1.0
+        self._scale_ns = 0
+        self._mode: str | None = None  # hybrid/mode; None: no arbiter heard
+        self._goal_counted: tuple[float, float] | None = None
+        self._pending_monitor: list[tuple[str, float, dict[str, object]]] = []
         self._controller = PolicyController(
             source_timeout=float(values["source_timeout"]),
             goal_tolerance=float(values["goal_tolerance"]),
@@ -113,6 +153,7 @@ class PolicyNode(Node):
         # What the on-set callback validated, for the post-set callback to apply.
         self._staged_slots: dict[str, PolicySlot | None] = {}
         self._staged_settings: tuple[list[float], str, str] | None = None
+        self._staged_drift: scan_drift.DriftSettings | None = None
 
         control_group = MutuallyExclusiveCallbackGroup()
         input_group = MutuallyExclusiveCallbackGroup()
@@ -121,6 +162,7 @@ class PolicyNode(Node):
         self._diagnostics_pub = self._publisher(
             DiagnosticArray, topics.DIAGNOSTICS, topics.RELIABLE
         )
+        self._events_pub = self._publisher(String, topics.POLICY_EVENTS, topics.EVENTS)
         self._shadow_pub = None
         self._inference_pub = None
         self._ensure_optional_publishers(
@@ -132,6 +174,8 @@ class PolicyNode(Node):
             (Odometry, topics.ODOM, self._on_odom, topics.SENSOR_DATA),
             (PoseStamped, topics.GOAL_POSE, self._on_goal, topics.RELIABLE),
             (Bool, topics.POLICY_ENABLE, self._on_enable, topics.LATCHED),
+            (Float32, topics.SAFETY_SCALE, self._on_scale, topics.RELIABLE),
+            (String, topics.HYBRID_MODE, self._on_mode, topics.LATCHED),
         ):
             self.create_subscription(
                 message_type,
@@ -145,9 +189,12 @@ class PolicyNode(Node):
                 ),
             )
         self.create_service(Trigger, topics.POLICY_RELOAD, self._on_reload)
+        self.create_service(Trigger, topics.POLICY_CAPTURE_BASELINE, self._on_capture_baseline)
+        self.create_service(Trigger, topics.POLICY_ROLLBACK, self._on_rollback)
 
         self._load_at_start("model_path", str(values["model_path"]))
         self._load_at_start("shadow_model_path", str(values["shadow_model_path"]))
+        self._refresh_drift_baseline()
         self.add_on_set_parameters_callback(self._check_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
 
@@ -206,12 +253,19 @@ class PolicyNode(Node):
         self.get_logger().info(f"{name}: loaded {slot.label} from {slot.policy.path}")
         if name == "model_path":
             self._controller.install(slot)
+            self._queue_swap(slot, by_person=True, at_start=True)
         else:
             self._controller.shadow = slot
 
     def _check_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         """Validate a parameter set; load and check new models (refused on any failure)."""
         new = {param.name: param.value for param in parameters}
+        if self._internal_model_path is not None and new == {
+            "model_path": self._internal_model_path
+        }:
+            # The node records the model a rollback installed: nothing to load.
+            self._staged_slots, self._staged_settings, self._staged_drift = {}, None, None
+            return SetParametersResult(successful=True)
         try:
             max_velocity = list(new.get("max_velocity", self._max_velocity))
             problem = velocity_limits_problem(max_velocity)
@@ -222,6 +276,10 @@ class PolicyNode(Node):
             if problem:
                 raise ValueError(problem)
             models_dir = str(new.get("models_dir", self._models_dir))
+            drift_settings = self._drift_settings
+            if any(name.startswith("drift_") for name in new):
+                current = {name: self._param(name) for name in scan_drift.DRIFT_PARAMETERS}
+                drift_settings = scan_drift.settings_from_parameters({**current, **new})
             controller = self._controller
             slots = staged_slots(
                 new,
@@ -233,6 +291,12 @@ class PolicyNode(Node):
                     requested, device, max_velocity, models_dir
                 ),
             )
+            if any(name.startswith("monitor_") for name in new):
+                current = {name: self._param(name) for name in live_monitor.MONITOR_PARAMETERS}
+                live_monitor.settings_from_parameters({**current, **new})
+            if any(name in probation.PROBATION_PARAMETERS for name in new):
+                current = {name: self._param(name) for name in probation.PROBATION_PARAMETERS}
+                probation.settings_from_parameters({**current, **new})
             require = bool(new.get("require_gated_model", self._require_gated))
             if "model_path" in slots:
                 self._gate_refusal(slots["model_path"], require)
@@ -247,6 +311,7 @@ class PolicyNode(Node):
             return SetParametersResult(successful=False, reason=str(exc))
         self._staged_slots = slots
         self._staged_settings = (max_velocity, device, models_dir)
+        self._staged_drift = drift_settings
         return SetParametersResult(successful=True)
 
     def _apply_parameters(self, parameters: list[Parameter]) -> None:
@@ -256,11 +321,18 @@ class PolicyNode(Node):
         controller = self._controller
         if settings is not None:
             self._max_velocity, self._device, self._models_dir = settings
+        self._internal_model_path = None
+        drift_settings, self._staged_drift = self._staged_drift, None
+        if drift_settings is not None and drift_settings != self._drift_settings:
+            self._drift_settings = drift_settings
+            self._refresh_drift_baseline()
         if "model_path" in slots:
             slot = slots["model_path"]
             controller.install(slot)
             label = slot.label if slot is not None else "none"
             self.get_logger().info(f"model swapped to {label}")
+            self._refresh_drift_baseline()
+            self._queue_swap(slot, by_person=True)
         if "shadow_model_path" in slots:
             shadow = slots["shadow_model_path"]
             self._ensure_optional_publishers(shadow is not None, False)
@@ -277,6 +349,16 @@ class PolicyNode(Node):
                 self._warmup_runs = int(param.value)
             elif param.name == "publish_inference_ms":
                 self._ensure_optional_publishers(False, bool(param.value))
+            elif param.name.startswith("monitor_"):
+                self._live_monitor.settings = live_monitor.settings_from_parameters(
+                    {name: self._param(name) for name in live_monitor.MONITOR_PARAMETERS}
+                )
+            elif param.name in probation.PROBATION_PARAMETERS:
+                self._history.settings = probation.settings_from_parameters(
+                    {name: self._param(name) for name in probation.PROBATION_PARAMETERS}
+                )
+            elif param.name == "intervention_scale_threshold":
+                self._intervention_threshold = float(param.value)
             elif param.name == "require_gated_model":
                 self._require_gated = bool(param.value)
             elif param.name == "record_transitions":
@@ -327,6 +409,12 @@ class PolicyNode(Node):
             requested = str(self._param("model_path"))
             slot = self._prepare(requested, self._device, self._max_velocity) if requested else None
             self._gate_refusal(slot)
+            if slot is not None:
+                blocked = self._history.blocked_problem(
+                    model_key(slot.requested_path, slot.policy.sha256), by_person=False
+                )
+                if blocked:
+                    raise ValueError(blocked)
             shadow_requested = str(self._param("shadow_model_path"))
             shadow = (
                 self._prepare(shadow_requested, self._device, self._max_velocity)
@@ -368,7 +456,9 @@ class PolicyNode(Node):
             msg.range_min,
             msg.range_max,
         )
-        self._controller.scan = ScanSample(scan, _stamp_ns(msg.header.stamp), self._now_ns())
+        now_ns = self._now_ns()
+        self._controller.scan = ScanSample(scan, _stamp_ns(msg.header.stamp), now_ns)
+        self._watch_drift(scan, now_ns / 1e9)
 
     def _on_odom(self, msg: Odometry) -> None:
         position = msg.pose.pose.position
@@ -397,12 +487,242 @@ class PolicyNode(Node):
         if self._controller.goal == (x, y):
             return  # the same goal re-sent (for late joiners): not a new goal
         self._controller.set_goal(x, y)
+        self._live_monitor_call("goal_started", self._now_ns() / 1e9)
         self.get_logger().info(f"new goal ({x:.2f}, {y:.2f})")
 
     def _on_enable(self, msg: Bool) -> None:
         if msg.data != self._controller.enabled:
             self.get_logger().info("policy enabled" if msg.data else "policy disabled")
         self._controller.enabled = bool(msg.data)
+
+    # ------------------------------------------------------- monitor and probation
+
+    def _queue_swap(self, slot: PolicySlot | None, by_person: bool, at_start: bool = False) -> None:
+        """Tell probation (on the control thread) that `slot` now drives."""
+        with self._lifecycle_lock:
+            self._pending_swaps.append((slot, by_person, at_start))
+
+    def _on_scale(self, msg: Float32) -> None:
+        self._scale = float(msg.data)
+        self._scale_ns = self._now_ns()
+
+    def _on_mode(self, msg: String) -> None:
+        mode = msg.data.split(":", 1)[0].strip().upper()
+        previous, self._mode = self._mode, mode
+        now_s = self._now_ns() / 1e9
+        goal = self._controller.goal
+        if previous == "POLICY" and mode == "FALLBACK" and self._controller.active:
+            # The arbiter took the robot from an active policy: no progress, interventions.
+            self._live_monitor_call("handover", now_s)
+        elif mode == "IDLE" and previous in ("POLICY", "FALLBACK") and goal is not None:
+            # The arbiter reached the goal at its own tolerance.
+            self._count_goal_reached(goal, now_s, policy_drove=previous == "POLICY")
+
+    def _live_monitor_call(self, what: str, now_s: float, **details: object) -> None:
+        with self._lifecycle_lock:
+            self._pending_monitor.append((what, now_s, details))
+
+    def _count_goal_reached(
+        self, goal: tuple[float, float], now_s: float, policy_drove: bool
+    ) -> None:
+        if self._goal_counted is goal:
+            return
+        self._goal_counted = goal
+        self._live_monitor_call("goal_reached", now_s, policy_drove=policy_drove)
+
+    def _on_rollback(
+        self, request: Trigger.Request, response: Trigger.Response
+    ) -> Trigger.Response:
+        """Swap back to the last model that completed probation (done by the next tick)."""
+        done = threading.Event()
+        outcome: list[str] = []
+        with self._lifecycle_lock:
+            self._rollback_request = ("requested on policy/rollback", done, outcome)
+        if not done.wait(timeout=max(2.0, 20 * self._period)):
+            with self._lifecycle_lock:
+                self._rollback_request = None
+            response.success = False
+            response.message = "no control tick ran to carry out the rollback"
+            return response
+        response.success = not outcome[0].startswith("refused")
+        response.message = outcome[0]
+        return response
+
+    def _lifecycle_step(self, now_ns: int, result: TickResult) -> None:
+        """Feed the live monitor and probation with this tick; roll back on a breach."""
+        now_s = now_ns / 1e9
+        controller, monitor, history = self._controller, self._live_monitor, self._history
+        with self._lifecycle_lock:
+            swaps, self._pending_swaps = self._pending_swaps, []
+            calls, self._pending_monitor = self._pending_monitor, []
+            request, self._rollback_request = self._rollback_request, None
+        for slot, by_person, at_start in swaps:
+            if slot is None:
+                history.on_unload(now_s)
+            else:
+                key = model_key(slot.requested_path, slot.policy.sha256)
+                history.on_swap(slot, key, now_s, by_person=by_person, at_start=at_start)
+                monitor.set_baseline(baseline_from_evaluation(slot.policy.card.evaluation))
+            monitor.reset(now_s)
+        for what, when, details in calls:
+            if what == "handover":
+                monitor.policy_handed_over(when, "the arbiter took over from the policy")
+            elif what == "goal_started":
+                monitor.goal_started(when)
+            elif what == "goal_reached":
+                monitor.goal_reached(when)
+                history.on_goal_reached(when, policy_drove=bool(details["policy_drove"]))
+        if result.reason.startswith(REASON_GOAL_REACHED) and controller.goal is not None:
+            self._count_goal_reached(controller.goal, now_s, policy_drove=True)
+        driving = result.active and self._mode in (None, "POLICY")
+        fresh_scale = now_ns - self._scale_ns <= controller.source_timeout_ns
+        scan, odom, goal = controller.scan, controller.odom, controller.goal
+        distance = None
+        if odom is not None and goal is not None:
+            distance = math.hypot(goal[0] - odom.pose[0], goal[1] - odom.pose[1])
+        monitor.record_tick(
+            now_s,
+            active=driving,
+            intervened=driving and fresh_scale and self._scale < self._intervention_threshold,
+            clearance=(
+                closest_return(scan.scan.ranges, scan.scan.range_min) if scan is not None else None
+            ),
+            overrun=result.reason.startswith(REASON_OVERRUN),
+            distance_to_goal=distance,
+        )
+        report = monitor.report(now_s)
+        self._monitor_report = report
+        decision: RollbackDecision[PolicySlot] | str | None = history.on_tick(
+            now_s, driving, report
+        )
+        if request is not None:
+            reason, done, outcome = request
+            decision = history.request_rollback(now_s, reason)
+            if isinstance(decision, str):
+                outcome.append(f"refused: {decision}")
+                decision = None
+            else:
+                decision.event["automatic"] = False
+                outcome.append(f"rolled back to {decision.key}")
+            done.set()
+        elif decision is not None:
+            decision.event["automatic"] = True
+        if isinstance(decision, RollbackDecision):
+            controller.install(decision.slot)  # one assignment: the next tick runs it
+            monitor.reset(now_s)
+            monitor.set_baseline(baseline_from_evaluation(decision.slot.policy.card.evaluation))
+            self._rollback_path = decision.slot.requested_path
+            self.get_logger().warning(f"rolled back to {decision.key}: {decision.reason}")
+        for event in history.pending_events():
+            self._events_pub.publish(String(data=event_json(event)))
+
+    def _record_rollback_path(self) -> None:
+        """After a rollback, model_path names the model that drives again."""
+        path, self._rollback_path = self._rollback_path, None
+        if path is None:
+            return
+        self._internal_model_path = path
+        result = self.set_parameters([Parameter("model_path", Parameter.Type.STRING, path)])[0]
+        self._internal_model_path = None
+        if not result.successful:
+            self.get_logger().error(f"model_path not updated after the rollback: {result.reason}")
+        self._refresh_drift_baseline()
+
+    # ---------------------------------------------------------------- scan drift
+
+    def _publish_event(self, event: dict[str, object]) -> None:
+        """One policy/events message (JSON), also logged."""
+        payload = {"time": round(self._now_ns() / 1e9, 3), **event}
+        text = json.dumps(payload, sort_keys=True)
+        self._events_pub.publish(String(data=text))
+        self.get_logger().info(f"event: {text}")
+
+    def _refresh_drift_baseline(self) -> None:
+        """Judge drift against the calibration, else the live card's training statistics."""
+        baseline = self._calibration
+        self._drift_baseline_problem = ""
+        slot = self._controller.slot
+        if baseline is None and slot is not None and slot.policy.card.scan_statistics:
+            try:
+                baseline = ScanStatistics.from_dict(
+                    slot.policy.card.scan_statistics, f"{slot.label}: scan_statistics"
+                )
+            except ValueError as exc:
+                self._drift_baseline_problem = str(exc)
+                self.get_logger().error(f"no drift baseline: {exc}")
+        self._drift = (
+            DriftDetector(baseline, self._drift_settings) if baseline is not None else None
+        )
+        self._drift_level = scan_drift.OK
+        self._controller.hold_reason = None
+
+    def _watch_drift(self, scan: ScanInput, now_s: float) -> None:
+        capture = self._capture
+        if capture is not None and capture.add(scan, now_s):
+            self._finish_capture(capture)
+        drift = self._drift
+        if drift is None:
+            return
+        report = drift.update(scan, now_s)
+        if report.level != self._drift_level:
+            self._on_drift_level(drift, report)
+
+    def _on_drift_level(self, drift: DriftDetector, report: DriftReport) -> None:
+        self._drift_level = report.level
+        self._publish_event(
+            {
+                "type": "drift",
+                "level": report.level_name,
+                "reasons": list(report.reasons),
+                "baseline": drift.baseline.kind,
+            }
+        )
+        if drift.blocks_policy:
+            self._controller.hold_reason = "sensor drift: " + "; ".join(report.reasons)
+        else:
+            self._controller.hold_reason = None
+
+    def _on_capture_baseline(
+        self, request: Trigger.Request, response: Trigger.Response
+    ) -> Trigger.Response:
+        """Record a calibration baseline from the next drift_capture_duration s of scans."""
+        slot = self._controller.slot
+        spec = slot.policy.card.observation.scan if slot is not None else CALIBRATION_LAYOUT
+        settings = self._drift_settings
+        self._capture = BaselineCapture.from_settings(spec, self._now_ns() / 1e9, settings)
+        response.success = True
+        response.message = (
+            f"capturing a calibration baseline over {settings.capture_duration:g} s of scans "
+            "(keep the robot where it is calibrated); the result comes on policy/events"
+        )
+        self.get_logger().info(response.message)
+        return response
+
+    def _finish_capture(self, capture: BaselineCapture) -> None:
+        self._capture = None
+        if capture.baseline is None:
+            self._publish_event({"type": "baseline_capture_failed", "reason": capture.error})
+            return
+        self._calibration = capture.baseline
+        self._refresh_drift_baseline()
+        self._publish_event({"type": "baseline_captured", "scans": capture.scans})
+
+    def _drift_status(self) -> DiagnosticStatus:
+        drift = self._drift
+        values: dict[str, str] = {}
+        if self._capture is not None:
+            values["capture"] = f"{self._capture.scans} scans so far"
+        if drift is None:
+            message = self._drift_baseline_problem or (
+                "no baseline (the card has no scan statistics; call policy/capture_baseline)"
+            )
+            return self._status("scan drift", policy_diagnostics.LEVEL_OK, message, values)
+        report = drift.report(self._now_ns() / 1e9)
+        values.update(report.values)
+        values["baseline"] = drift.baseline.kind
+        values["deactivates_policy"] = str(self._drift_settings.deactivates_policy).lower()
+        message = "; ".join(report.reasons) if report.reasons else f"{report.level_name}"
+        return self._status("scan drift", report.level, message, values)
 
     # ---------------------------------------------------------------------- tick
 
@@ -428,6 +748,7 @@ class PolicyNode(Node):
                 twist = self._shadow_twist
                 twist.linear.x, twist.angular.z = shadow.command
                 self._shadow_pub.publish(twist)
+        self._lifecycle_step(now_ns, result)
         self._monitor.record(now_ns, time.perf_counter_ns() - started)
         if result.reason != self._logged_reason:
             self._log_reason(result.reason)
@@ -496,21 +817,36 @@ class PolicyNode(Node):
         )
 
     def _model_status(self) -> DiagnosticStatus:
-        """The live model's life: its gate (WARN when ungated)."""
+        """The live model's life: its gate (WARN when ungated), the live monitor's
+        verdict (OK / WARN / ERROR) and its probation."""
         slot = self._controller.slot
+        report = self._monitor_report
         values: dict[str, str] = {"require_gated_model": str(self._require_gated).lower()}
+        values.update(report.values)
+        values.update(self._history.status(self._now_ns() / 1e9))
         if slot is None:
             return self._status("model", policy_diagnostics.LEVEL_OK, "no model", values)
         problem = gate_problem(slot.policy.card, slot.policy.sha256)
         gate = slot.policy.card.gate
         values["gate"] = problem or f"passed (gate version {gate.version if gate else '?'})"
         values["model_sha256"] = slot.policy.sha256
+        level = report.level
+        parts = []
         if problem:
             # Only reachable with require_gated_model false: the model drives, flagged.
-            return self._status("model", policy_diagnostics.LEVEL_WARN, "ungated model", values)
-        return self._status("model", policy_diagnostics.LEVEL_OK, "gated model", values)
+            level = max(level, policy_diagnostics.LEVEL_WARN)
+            parts.append("ungated model")
+        else:
+            parts.append("gated model")
+        if report.breaches:
+            parts.append("; ".join(report.breaches))
+        return self._status("model", level, ": ".join(parts), values)
 
     def _publish_diagnostics(self) -> None:
+        self._record_rollback_path()
+        capture = self._capture
+        if capture is not None and capture.poll(self._now_ns() / 1e9):
+            self._finish_capture(capture)
         reason = self._controller.reason
         array = DiagnosticArray(
             status=[
@@ -518,6 +854,7 @@ class PolicyNode(Node):
                     "policy", reason_level(reason), status_message(reason), self.diagnostic_values()
                 ),
                 self._model_status(),
+                self._drift_status(),
             ]
         )
         array.header.stamp = self.get_clock().now().to_msg()

@@ -9,6 +9,9 @@ training policy would take.
 The ONNX file (`export_onnx`, or `convert_to_onnx` of an existing TorchScript file) is
 the same module with the same card in the model metadata; it is written only when its
 actions match the TorchScript module's on recorded observations (`PARITY_TOLERANCE`).
+
+The card carries the training scan statistics (`training_scan_statistics`), the baseline
+the deployed node's lidar drift detector compares live scans with.
 """
 
 from __future__ import annotations
@@ -37,8 +40,9 @@ from rl_policy_node.policy_loader import (
     save_policy,
     weights_sha256,
 )
+from rl_policy_node.scan_drift import KIND_TRAINING, ScanStatistics
 from rl_training.config import TrainConfig, config_from_mapping
-from rl_training.nav_env import NavEnv
+from rl_training.nav_env import EnvConfig, NavEnv
 from rl_training.provenance import git_revision
 from rlguard_common.robot_profile import load_robot_profile
 
@@ -165,13 +169,64 @@ def scripted_policy(trained: TrainedPolicy) -> torch.jit.ScriptModule:
         return torch.jit.script(module)
 
 
+# The training scan statistics of a card: scans of the training env (curriculum stage
+# BASELINE_STAGE, domain randomization as in training) over episodes of at most
+# BASELINE_EPISODE_SCANS scans, so the baseline mixes many randomized lidars (~1 s).
+BASELINE_SCANS = 800
+BASELINE_EPISODE_SCANS = 40
+BASELINE_STAGE = 3
+BASELINE_ACTION_HOLD = 10  # control steps each random action is held (to get around)
+
+
+def training_scan_statistics(
+    env_config: EnvConfig, scans: int = BASELINE_SCANS, seed: int = 0
+) -> ScanStatistics:
+    """Per-sector statistics of `scans` raw lidar scans of the training environment.
+
+    The robot drives random actions (each held for `BASELINE_ACTION_HOLD` steps) in
+    episodes of at most `BASELINE_EPISODE_SCANS` scans on stage-`BASELINE_STAGE` tasks;
+    every scan the simulator takes counts once, before any observation is built from it.
+    Same config and seed, same statistics.
+    """
+    env = NavEnv(env_config)
+    env.set_stage(BASELINE_STAGE)
+    stats = ScanStatistics.for_scan_spec(env.card.observation.scan, KIND_TRAINING)
+    rng = np.random.default_rng(seed)
+    env.reset(seed=seed)
+    episodes, in_episode, step = 1, 0, 0
+    last = None
+    action = np.zeros(2)
+    while stats.scans < scans:
+        if env.scan is not last:
+            last = env.scan
+            stats.add(last)
+            in_episode += 1
+        if step % BASELINE_ACTION_HOLD == 0:
+            action = rng.uniform(-1.0, 1.0, 2)
+        _, _, terminated, truncated, _ = env.step(action)
+        step += 1
+        if terminated or truncated or in_episode >= BASELINE_EPISODE_SCANS:
+            env.reset()
+            episodes, in_episode = episodes + 1, 0
+    stats.description = (
+        f"training env: {stats.scans} scans over {episodes} episodes of stage "
+        f"{BASELINE_STAGE} tasks, random actions, seed {seed}"
+    )
+    return stats
+
+
 def policy_card(
     trained: TrainedPolicy,
     name: str = "nav_policy",
     version: str = "1.0.0",
     training: dict[str, Any] | None = None,
+    baseline_scans: int = BASELINE_SCANS,
 ) -> PolicyCard:
-    """The card of a trained policy (without the weights' sha256)."""
+    """The card of a trained policy (without the weights' sha256).
+
+    With `baseline_scans` > 0 it carries the training scan statistics of that many scans
+    (`training_scan_statistics`); 0 leaves them out.
+    """
     robot = load_robot_profile(trained.config.env.robot)
     card = trained.config.env.card(robot, name=name, version=version)
     info = {
@@ -186,8 +241,13 @@ def policy_card(
         else "none",
     }
     info.update(training or {})
+    statistics = None
+    if baseline_scans > 0:
+        statistics = training_scan_statistics(trained.config.env, baseline_scans).to_dict()
     return card.with_updates(
-        created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), training=info
+        created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        training=info,
+        scan_statistics=statistics,
     )
 
 
@@ -197,9 +257,13 @@ def export_policy(
     name: str = "nav_policy",
     version: str = "1.0.0",
     training: dict[str, Any] | None = None,
+    baseline_scans: int = BASELINE_SCANS,
 ) -> PolicyCard:
-    """Write the TorchScript policy file with its card; returns the saved card (with sha256)."""
-    card = policy_card(trained, name=name, version=version, training=training)
+    """Write the TorchScript policy file with its card; returns the saved card (with sha256).
+
+    `baseline_scans`: scans of the training scan statistics in the card (0: none).
+    """
+    card = policy_card(trained, name, version, training, baseline_scans)
     return save_policy(scripted_policy(trained), out_path, card)
 
 
@@ -211,6 +275,7 @@ def export_onnx(
     version: str = "1.0.0",
     training: dict[str, Any] | None = None,
     tolerance: float = PARITY_TOLERANCE,
+    baseline_scans: int = BASELINE_SCANS,
 ) -> tuple[PolicyCard, OnnxWriteResult]:
     """Write the ONNX policy file of a trained policy (parity-checked against TorchScript).
 
@@ -220,7 +285,7 @@ def export_onnx(
     `tolerance`.
     """
     module = scripted_policy(trained)
-    card = policy_card(trained, name=name, version=version, training=training)
+    card = policy_card(trained, name, version, training, baseline_scans)
     card = card.with_updates(weights_sha256=weights_sha256(module))
     result = write_onnx_policy(
         module,

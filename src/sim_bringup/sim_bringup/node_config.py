@@ -84,6 +84,18 @@ PARAMETERS: dict[str, ParameterSpec] = {
         "if it would put /clock before 0.",
         (-86400.0, 86400.0),
     ),
+    "lidar_noise_std": ParameterSpec(
+        0.0,
+        "Fault injection: extra Gaussian noise (m, std) on every measured range, on top of "
+        "the robot profile's own.",
+        (0.0, 1.0),
+    ),
+    "lidar_bias": ParameterSpec(
+        0.0, "Fault injection: metres added to every measured range.", (-1.0, 1.0)
+    ),
+    "lidar_dropout": ParameterSpec(
+        0.0, "Fault injection: probability that a beam reads NaN (no measurement).", (0.0, 1.0)
+    ),
     "odom_frame_id": ParameterSpec(ODOM_FRAME_ID, "Frame of odom and goal_pose."),
     "base_frame_id": ParameterSpec(BASE_FRAME_ID, "Child frame of odom."),
     "scan_frame_id": ParameterSpec(SCAN_FRAME_ID, "Frame of scan."),

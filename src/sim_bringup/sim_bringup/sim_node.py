@@ -47,7 +47,7 @@ from sim_bringup.node_config import (
     parameter_problem,
 )
 from sim_bringup.sim_core import Simulator
-from sim_bringup.sim_faults import FaultInjection
+from sim_bringup.sim_faults import fault_injection
 from sim_bringup.sim_pacing import WALL_TICK, CommandPacer, RealTimePacing
 from sim_bringup.sim_runner import EVENT_CLOCK, EVENT_ODOM, EVENT_SCAN, CommandLatch, SimStepper
 from sim_bringup.sim_status import CollisionReport, simulator_status
@@ -113,7 +113,7 @@ class MujocoSimNode(Node):
         self._truth_msg = Odometry()
         self._latch = CommandLatch(timeout=values["velocity_timeout"])
         commands = CommandPacer(values["max_command_lead"], values["command_patience"])
-        self._faults = FaultInjection(values["sensor_fault"], values["clock_offset"])
+        self._faults = fault_injection(values, int(values["seed"]))
         problem = parameter_problem(values)
         if problem:
             self.get_logger().error(f"invalid start parameters: {problem}")
@@ -180,7 +180,7 @@ class MujocoSimNode(Node):
         self._goals.loop = values["loop_goals"]
         self._goals.republish_period = values["goal_republish_period"]
         self._goals.enabled = values["publish_goals"]
-        self._faults = FaultInjection(values["sensor_fault"], values["clock_offset"])
+        self._faults = fault_injection(values, int(values["seed"]))
         if needs_rebuild(changes):
             self._rebuild_requested = True
 
