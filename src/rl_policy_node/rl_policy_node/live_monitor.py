@@ -74,7 +74,7 @@ class MonitorSettings:
     max_stall_rate: float = 0.6
     near_miss_distance: float = 0.12
     max_near_misses: int = 3
-    max_handovers: int = 3
+    max_handovers: int = 2
     warn_overrun_rate: float = 0.05
     max_overrun_rate: float = 0.2
     goal_window: float = 600.0

@@ -34,6 +34,7 @@ from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Bool, Float32, Float32MultiArray, MultiArrayDimension, String
 from std_srvs.srv import Trigger
 
+from hybrid_fallback.supervisor import GOAL_CORRECTION_DISTANCE
 from rl_policy_node import live_monitor, policy_diagnostics, probation, scan_drift
 from rl_policy_node.live_monitor import LiveMonitor, baseline_from_evaluation
 from rl_policy_node.model_gate import gate_problem
@@ -73,6 +74,9 @@ from safety_controller.scan_geometry import LidarMount
 EXECUTOR_THREADS = 3
 
 DIAGNOSTIC_LEVELS = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR)
+# A goal the robot is this close to (m, odom) when the next one comes counts as reached:
+# the worlds' tolerances (0.2-0.25 m) plus odometry drift over a leg.
+GOAL_DONE_DISTANCE = 0.35
 # Sectors of a calibration capture when the live model's card gives none (no model): the
 # shipped policies' layout.
 CALIBRATION_LAYOUT = ScanSpec(sectors=36, field_of_view_deg=360.0, range_cap=3.5)
@@ -120,9 +124,8 @@ class PolicyNode(Node):
             probation.settings_from_parameters(values)
         )
         self._monitor_report = self._live_monitor.report(0.0)
-        self._lifecycle_lock = threading.Lock()
+        self._lifecycle_lock = threading.RLock()  # re-entered by goal counting
         self._pending_swaps: list[tuple[PolicySlot | None, bool, bool]] = []
-        self._rollback_request: tuple[str, threading.Event, list[str]] | None = None
         self._rollback_path: str | None = None  # model_path to write after a rollback
         self._internal_model_path: str | None = None
         self._intervention_threshold = float(values["intervention_scale_threshold"])
@@ -484,11 +487,23 @@ class PolicyNode(Node):
             self._dropped[topics.GOAL_POSE] += 1
             self.get_logger().warning(problem)
             return
-        if self._controller.goal == (x, y):
+        previous = self._controller.goal
+        if previous == (x, y):
             return  # the same goal re-sent (for late joiners): not a new goal
         self._controller.set_goal(x, y)
-        self._live_monitor_call("goal_started", self._now_ns() / 1e9)
         self.get_logger().info(f"new goal ({x:.2f}, {y:.2f})")
+        now_s = self._now_ns() / 1e9
+        if previous is not None:
+            if math.dist(previous, (x, y)) <= GOAL_CORRECTION_DISTANCE:
+                # The arbiter re-expressed the same goal in odom: the goal goes on.
+                if self._goal_counted is previous:
+                    self._goal_counted = self._controller.goal
+                return
+            odom = self._controller.odom
+            if odom is not None and math.dist(previous, odom.pose[:2]) <= GOAL_DONE_DISTANCE:
+                # The next goal came as the robot stood at this one: it was reached.
+                self._count_goal_reached(previous, now_s, policy_drove=self._mode == "POLICY")
+        self._live_monitor_call("goal_started", now_s)
 
     def _on_enable(self, msg: Bool) -> None:
         if msg.data != self._controller.enabled:
@@ -533,29 +548,46 @@ class PolicyNode(Node):
     def _on_rollback(
         self, request: Trigger.Request, response: Trigger.Response
     ) -> Trigger.Response:
-        """Swap back to the last model that completed probation (done by the next tick)."""
-        done = threading.Event()
-        outcome: list[str] = []
+        """Swap back to the last model that completed probation, now.
+
+        It must not wait for a control tick: this callback group also carries /clock, so
+        under sim time no tick could come while it waited.
+        """
         with self._lifecycle_lock:
-            self._rollback_request = ("requested on policy/rollback", done, outcome)
-        if not done.wait(timeout=max(2.0, 20 * self._period)):
-            with self._lifecycle_lock:
-                self._rollback_request = None
-            response.success = False
-            response.message = "no control tick ran to carry out the rollback"
-            return response
-        response.success = not outcome[0].startswith("refused")
-        response.message = outcome[0]
+            now_s = self._now_ns() / 1e9
+            self._apply_pending_swaps(now_s)
+            decision = self._history.request_rollback(now_s, "on policy/rollback")
+            if isinstance(decision, str):
+                response.success, response.message = False, f"refused: {decision}"
+            else:
+                decision.event["automatic"] = False
+                self._roll_back(decision, now_s)
+                response.success, response.message = True, f"rolled back to {decision.key}"
+            events = self._history.pending_events()
+        for event in events:
+            self._events_pub.publish(String(data=event_json(event)))
         return response
+
+    def _roll_back(self, decision: RollbackDecision[PolicySlot], now_s: float) -> None:
+        """Install the decision's model (one assignment: the next tick runs it)."""
+        self._controller.install(decision.slot)
+        self._live_monitor.reset(now_s)
+        evaluation = decision.slot.policy.card.evaluation
+        self._live_monitor.set_baseline(baseline_from_evaluation(evaluation))
+        self._rollback_path = decision.slot.requested_path
+        self.get_logger().warning(f"rolled back to {decision.key}: {decision.reason}")
 
     def _lifecycle_step(self, now_ns: int, result: TickResult) -> None:
         """Feed the live monitor and probation with this tick; roll back on a breach."""
-        now_s = now_ns / 1e9
-        controller, monitor, history = self._controller, self._live_monitor, self._history
         with self._lifecycle_lock:
-            swaps, self._pending_swaps = self._pending_swaps, []
-            calls, self._pending_monitor = self._pending_monitor, []
-            request, self._rollback_request = self._rollback_request, None
+            events = self._lifecycle_step_locked(now_ns, result)
+        for event in events:
+            self._events_pub.publish(String(data=event_json(event)))
+
+    def _apply_pending_swaps(self, now_s: float) -> None:
+        """Tell probation and the monitor about the swaps made since (lock held)."""
+        monitor, history = self._live_monitor, self._history
+        swaps, self._pending_swaps = self._pending_swaps, []
         for slot, by_person, at_start in swaps:
             if slot is None:
                 history.on_unload(now_s)
@@ -564,6 +596,12 @@ class PolicyNode(Node):
                 history.on_swap(slot, key, now_s, by_person=by_person, at_start=at_start)
                 monitor.set_baseline(baseline_from_evaluation(slot.policy.card.evaluation))
             monitor.reset(now_s)
+
+    def _lifecycle_step_locked(self, now_ns: int, result: TickResult) -> list[dict]:
+        now_s = now_ns / 1e9
+        controller, monitor, history = self._controller, self._live_monitor, self._history
+        self._apply_pending_swaps(now_s)
+        calls, self._pending_monitor = self._pending_monitor, []
         for what, when, details in calls:
             if what == "handover":
                 monitor.policy_handed_over(when, "the arbiter took over from the policy")
@@ -592,29 +630,11 @@ class PolicyNode(Node):
         )
         report = monitor.report(now_s)
         self._monitor_report = report
-        decision: RollbackDecision[PolicySlot] | str | None = history.on_tick(
-            now_s, driving, report
-        )
-        if request is not None:
-            reason, done, outcome = request
-            decision = history.request_rollback(now_s, reason)
-            if isinstance(decision, str):
-                outcome.append(f"refused: {decision}")
-                decision = None
-            else:
-                decision.event["automatic"] = False
-                outcome.append(f"rolled back to {decision.key}")
-            done.set()
-        elif decision is not None:
+        decision = history.on_tick(now_s, driving, report)
+        if decision is not None:
             decision.event["automatic"] = True
-        if isinstance(decision, RollbackDecision):
-            controller.install(decision.slot)  # one assignment: the next tick runs it
-            monitor.reset(now_s)
-            monitor.set_baseline(baseline_from_evaluation(decision.slot.policy.card.evaluation))
-            self._rollback_path = decision.slot.requested_path
-            self.get_logger().warning(f"rolled back to {decision.key}: {decision.reason}")
-        for event in history.pending_events():
-            self._events_pub.publish(String(data=event_json(event)))
+            self._roll_back(decision, now_s)
+        return history.pending_events()
 
     def _record_rollback_path(self) -> None:
         """After a rollback, model_path names the model that drives again."""

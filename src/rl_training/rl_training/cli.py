@@ -186,10 +186,19 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _promote(args: argparse.Namespace) -> int:
     from rl_policy_node.policy_loader import PolicyLoadError
-    from rl_training.promote import PROMOTION_MODE, PromotionError, promote
+    from rl_training.promote import (
+        PROMOTION_MODE,
+        PromotionError,
+        promote,
+        promotion_scope_problem,
+    )
 
     modes = _evaluation_modes(args)
     if modes is None:
+        return 2
+    problem = promotion_scope_problem(args.worlds.split(","), args.episodes)
+    if problem:
+        print(f"rl_training promote: {problem}", file=sys.stderr)
         return 2
     if PROMOTION_MODE not in modes:
         print(f"rl_training promote: --modes must include {PROMOTION_MODE}", file=sys.stderr)

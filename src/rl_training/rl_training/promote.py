@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +41,9 @@ from rl_training.report import EvaluationReport, evaluation_record
 
 # The deployed configuration, the only one a gate verdict may promote.
 PROMOTION_MODE = "policy_safety"
+# The narrowest evaluation the command line promotes on: every standard world, and enough
+# held-out episodes per world that one lucky run cannot pass the gate.
+MIN_PROMOTION_EPISODES = 20
 
 Evaluator = Callable[[Path], EvaluationReport]
 
@@ -62,6 +65,22 @@ class Promotion:
     def passed(self) -> bool:
         """Whether the fresh evaluation passed the gate."""
         return self.gate.passed
+
+
+def promotion_scope_problem(worlds: Sequence[str], episodes: int) -> str | None:
+    """Why an evaluation of `worlds` with `episodes` per world is too narrow to promote on
+    (None: wide enough). The standard worlds are the gate's; more may be added."""
+    from rl_training.evaluate import DEFAULT_WORLDS
+
+    missing = [world for world in DEFAULT_WORLDS if world not in worlds]
+    if missing:
+        return f"a promotion evaluates every standard world; missing: {', '.join(missing)}"
+    if episodes < MIN_PROMOTION_EPISODES:
+        return (
+            f"a promotion needs >= {MIN_PROMOTION_EPISODES} held-out episodes per world, "
+            f"got {episodes}"
+        )
+    return None
 
 
 def utc_now() -> str:

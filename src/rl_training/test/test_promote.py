@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from pathlib import Path
@@ -193,8 +194,11 @@ def fake_evaluate(monkeypatch):
     return outcome
 
 
+STANDARD_WORLDS = ",".join(rl_training.evaluate.DEFAULT_WORLDS)
+
+
 def test_cli_promote_exit_status_follows_the_gate(model, tmp_path, fake_evaluate, capsys):
-    args = ["promote", str(model), "--worlds", "corridor", "--episodes", "4"]
+    args = ["promote", str(model), "--worlds", STANDARD_WORLDS, "--episodes", "20"]
     args += ["--out", str(tmp_path / "out"), "--quiet"]
     fake_evaluate["success"] = 0.5
     assert main(args) == 1
@@ -206,8 +210,8 @@ def test_cli_promote_exit_status_follows_the_gate(model, tmp_path, fake_evaluate
     assert "promoted" in capsys.readouterr().out
     policy = load_policy(model)
     assert gate_problem(policy.card, policy.sha256) is None
-    assert fake_evaluate["calls"][-1]["worlds"] == ["corridor"]
-    assert fake_evaluate["calls"][-1]["episodes"] == 4
+    assert fake_evaluate["calls"][-1]["worlds"] == STANDARD_WORLDS.split(",")
+    assert fake_evaluate["calls"][-1]["episodes"] == 20
     assert (tmp_path / "out" / "evaluation.json").is_file()
 
 
@@ -215,7 +219,17 @@ def test_cli_promote_refuses_an_evaluation_without_the_deployed_mode(model, fake
     data = model.read_bytes()
     assert main(["promote", str(model), "--modes", "policy,dwa", "--quiet"]) == 2
     assert main(["promote", str(model), "--modes", "bogus", "--quiet"]) == 2
-    assert main(["promote", str(model.with_name("missing.pt")), "--quiet"]) == 1
+    full = ["--worlds", STANDARD_WORLDS, "--episodes", "20", "--quiet"]
+    assert main(["promote", str(model.with_name("missing.pt")), *full]) == 1
+    assert model.read_bytes() == data and fake_evaluate["calls"] == []
+
+
+def test_cli_promote_refuses_a_narrow_evaluation(model, fake_evaluate, capsys):
+    data = model.read_bytes()
+    assert main(["promote", str(model), "--worlds", "empty", "--episodes", "20"]) == 2
+    assert "missing: corridor" in capsys.readouterr().err
+    assert main(["promote", str(model), "--worlds", STANDARD_WORLDS, "--episodes", "5"]) == 2
+    assert ">= 20 held-out episodes" in capsys.readouterr().err
     assert model.read_bytes() == data and fake_evaluate["calls"] == []
 
 
@@ -224,8 +238,12 @@ def test_the_shipped_policy_is_promoted_on_a_real_short_evaluation(workspace_roo
     model = Path(shutil.copy(workspace_root / "models" / "nav_policy.pt", tmp_path / "nav.pt"))
     shipped = load_policy(model)
     assert gate_problem(shipped.card, shipped.sha256).startswith("ungated model")
-    args = ["promote", str(model), "--worlds", "empty", "--episodes", "2"]
-    assert main([*args, "--modes", "policy_safety", "--out", str(tmp_path), "--quiet"]) == 0
+    # The library promotes on whatever evaluation it is given (the command line insists on
+    # a wide one): here a short real one.
+    evaluation = functools.partial(
+        rl_training.evaluate.evaluate, worlds=["empty"], episodes=2, modes=["policy_safety"]
+    )
+    assert promote(model, evaluation).passed
     promoted = load_policy(model)
     assert promoted.sha256 == shipped.sha256
     assert gate_problem(promoted.card, promoted.sha256) is None

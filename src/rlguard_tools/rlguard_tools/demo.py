@@ -2,8 +2,10 @@
 
 Starts the simulator and the stack (each node its own process, see `stack_runner`),
 then drives the warehouse world's goal sequence: the policy drives, is switched off
-(the fallback finishes a goal), is switched on again, is swapped to another model by a
-parameter set and back, and the e-stop is pressed and reset. A one-line status is
+(the fallback finishes a goal), is switched on again, is swapped to a weak model by a
+parameter set, which the policy node's live monitor rolls back on its own while it is on
+probation (the report lists the event, its reason and how long it took), and the e-stop
+is pressed and reset. A one-line status is
 printed while it runs and a summary table at the end; `runs/<timestamp>/` gets
 `report.json`, `trajectory.png` and `recording.mcap`. Exit status 1 if a goal was
 missed, anything collided, or a scripted step did not do what it should.
@@ -14,6 +16,7 @@ missed, anything collided, or a scripted step did not do what it should.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -43,6 +46,8 @@ from rlguard_common.topics import (
     ODOM,
     POLICY_CMD_VEL,
     POLICY_ENABLE,
+    POLICY_EVENTS,
+    POLICY_ROLLBACK,
     POLICY_TRANSITION,
     SAFETY_RESET,
     SAFETY_SCALE,
@@ -54,6 +59,7 @@ from rlguard_common.topics import (
     SIM_GROUND_TRUTH,
     QosSpec,
 )
+from rlguard_common.topics import EVENTS as EVENTS_SPEC
 from rlguard_common.topics import GOAL as GOAL_SPEC
 from rlguard_common.topics import LATCHED as LATCHED_SPEC
 from rlguard_common.topics import RELIABLE as RELIABLE_SPEC
@@ -81,6 +87,9 @@ RECORDED_TOPICS = (
     (HYBRID_GOAL, PoseStamped, "geometry_msgs/msg/PoseStamped", qos_profile(GOAL_SPEC)),
     (SIM_COLLISIONS, UInt32, "std_msgs/msg/UInt32", RELIABLE),
     (POLICY_TRANSITION, Float32MultiArray, "std_msgs/msg/Float32MultiArray", RELIABLE),
+    # The nodes' health, the policy node's live monitor and drift among it, and its events.
+    (DIAGNOSTICS, DiagnosticArray, "diagnostic_msgs/msg/DiagnosticArray", RELIABLE),
+    (POLICY_EVENTS, String, "std_msgs/msg/String", qos_profile(EVENTS_SPEC)),
 )
 
 
@@ -128,9 +137,10 @@ class DemoNode(Node):
         self.model = self.primary_model
         self.create_subscription(Twist, CMD_VEL, self._on_cmd_vel, RELIABLE)
         for topic, message_type, type_name, qos in RECORDED_TOPICS:
-            recorder.add_topic(f"/{topic}", type_name)
+            name = topic if topic.startswith("/") else f"/{topic}"
+            recorder.add_topic(name, type_name)
             self.create_subscription(
-                message_type, topic, self._recorder_callback(f"/{topic}"), qos, raw=True
+                message_type, topic, self._recorder_callback(name), qos, raw=True
             )
         self.enable_publisher = self.create_publisher(Bool, POLICY_ENABLE, LATCHED)
         self.set_parameters_client = self.create_client(
@@ -138,6 +148,11 @@ class DemoNode(Node):
         )
         self.trigger_client = self.create_client(Trigger, SAFETY_TRIGGER_ESTOP)
         self.reset_client = self.create_client(Trigger, SAFETY_RESET)
+        self.rollback_client = self.create_client(Trigger, POLICY_ROLLBACK)
+        self.rolled_back_at: float | None = None
+        self.create_subscription(
+            String, POLICY_EVENTS, self._on_policy_event, qos_profile(EVENTS_SPEC)
+        )
         self.create_subscription(Twist, POLICY_CMD_VEL, self._on_policy_cmd_vel, RELIABLE)
         self.create_subscription(DiagnosticArray, DIAGNOSTICS, self._on_diagnostics, RELIABLE)
         self.create_timer(0.1, self._tick)
@@ -202,6 +217,19 @@ class DemoNode(Node):
             if status.name == "mujoco_sim: simulator":
                 self.log.simulator = {kv.key: kv.value for kv in status.values}
 
+    def _on_policy_event(self, msg: String) -> None:
+        try:
+            event = json.loads(msg.data)
+        except json.JSONDecodeError:
+            return
+        self.log.policy_event(self._now(), event)
+        if event.get("type") == "rollback":
+            self.model = self.primary_model
+            if event.get("automatic") and self.rolled_back_at is None:
+                self.rolled_back_at = self._now()
+                what = "the live monitor rolled the model back"
+                self.log.event(self._now(), what, reason=event.get("reason"))
+
     def _on_policy_cmd_vel(self, msg: Twist) -> None:
         self.policy_command = (msg.linear.x, msg.angular.z)
 
@@ -222,7 +250,7 @@ class DemoNode(Node):
             self.log.add_sample(
                 Sample(now, self.pose[0], self.pose[1], self.mode, self.speed, self.scale)
             )
-        for action in self.script.step(now, self.goals_reached):
+        for action in self.script.step(now, self.goals_reached, self.rolled_back_at):
             self._carry_out(action, now)
 
     def _carry_out(self, action: Action, now: float) -> None:
@@ -232,12 +260,12 @@ class DemoNode(Node):
             self.enable_publisher.publish(Bool(data=True))
         elif action is Action.DISABLE_POLICY:
             self.enable_publisher.publish(Bool(data=False))
-        elif action in (Action.SWAP_TO_ALTERNATE, Action.SWAP_TO_PRIMARY):
-            model = (
-                self.alternate_model if action is Action.SWAP_TO_ALTERNATE else self.primary_model
-            )
-            self.model = model
-            self._set_model(model, action)
+        elif action is Action.SWAP_TO_ALTERNATE:
+            self.model = self.alternate_model
+            self.log.expect_rollback = True
+            self._set_model(self.alternate_model, action)
+        elif action is Action.ROLLBACK_BY_HAND:
+            self._call(self.rollback_client, action)
         elif action is Action.TRIGGER_ESTOP:
             self._call(self.trigger_client, action)
         elif action is Action.RESET_ESTOP:

@@ -34,7 +34,7 @@ class Action(Enum):
     DISABLE_POLICY = "disable policy"
     REENABLE_POLICY = "enable policy again"
     SWAP_TO_ALTERNATE = "swap to the alternate model"
-    SWAP_TO_PRIMARY = "swap back to the primary model"
+    ROLLBACK_BY_HAND = "roll back by hand (the monitor did not)"
     TRIGGER_ESTOP = "trigger e-stop"
     RESET_ESTOP = "reset e-stop"
 
@@ -44,15 +44,20 @@ class DemoScript:
     """The scripted demo: its actions happen in order, each once its condition holds.
 
     Goal 1 by the policy; goal 2 with the policy switched off (the fallback drives);
-    goal 3 with the policy back on and swapped to the alternate model `swap_delay` s
-    later; then the primary model again, and `estop_delay` s later an e-stop held for
+    goal 3 with the policy back on and swapped to the alternate (weak) model `swap_delay`
+    s later. Nobody swaps back: the node's live monitor must roll the model back on its
+    own while it is on probation; only if no rollback was seen `rollback_deadline` s after
+    the swap does the script call `policy/rollback` (and the demo fails). Once goal 3 is
+    reached and the model is rolled back, `estop_delay` s later an e-stop held for
     `estop_hold` s and reset; the remaining goals by the policy.
     """
 
     swap_delay: float = 3.0
     estop_delay: float = 3.0
     estop_hold: float = 2.0
+    rollback_deadline: float = 150.0
     issued: dict[Action, float] = field(default_factory=dict)
+    automatic_rollback: float | None = None  # when the node rolled the alternate back
 
     def _plan(self) -> list[tuple[Action, int, Action | None, float]]:
         # (action, goals reached at least, previous action, seconds after it)
@@ -61,28 +66,55 @@ class DemoScript:
             (Action.DISABLE_POLICY, 1, Action.ENABLE_POLICY, 0.0),
             (Action.REENABLE_POLICY, 2, Action.DISABLE_POLICY, 0.0),
             (Action.SWAP_TO_ALTERNATE, 2, Action.REENABLE_POLICY, self.swap_delay),
-            (Action.SWAP_TO_PRIMARY, 3, Action.SWAP_TO_ALTERNATE, 0.0),
-            (Action.TRIGGER_ESTOP, 3, Action.SWAP_TO_PRIMARY, self.estop_delay),
+            (Action.ROLLBACK_BY_HAND, 2, Action.SWAP_TO_ALTERNATE, self.rollback_deadline),
+            (Action.TRIGGER_ESTOP, 3, Action.ROLLBACK_BY_HAND, self.estop_delay),
             (Action.RESET_ESTOP, 3, Action.TRIGGER_ESTOP, self.estop_hold),
         ]
 
-    def step(self, now: float, goals_reached: int) -> list[Action]:
-        """Actions due at `now` (sim time, s) with `goals_reached` goals done so far."""
+    def step(
+        self, now: float, goals_reached: int, rolled_back_at: float | None = None
+    ) -> list[Action]:
+        """Actions due at `now` (sim time, s) with `goals_reached` goals done so far.
+
+        `rolled_back_at` is when the node reported rolling the alternate model back
+        (None: not yet); it stands in for the rollback by hand, which is then skipped.
+        """
+        if (
+            rolled_back_at is not None
+            and self.automatic_rollback is None
+            and Action.SWAP_TO_ALTERNATE in self.issued
+            and Action.ROLLBACK_BY_HAND not in self.issued
+        ):
+            self.automatic_rollback = rolled_back_at
+        done = dict(self.issued)
+        if self.automatic_rollback is not None:
+            done[Action.ROLLBACK_BY_HAND] = self.automatic_rollback
         due = []
         for action, min_goals, after, delay in self._plan():
-            if action in self.issued:
+            if action in done:
                 continue
             if goals_reached < min_goals:
                 break
-            if after is not None and (after not in self.issued or now - self.issued[after] < delay):
+            if after is not None and (after not in done or now - done[after] < delay):
                 break
-            self.issued[action] = now
+            self.issued[action] = done[action] = now
             due.append(action)
         return due
 
     def pending(self) -> list[Action]:
-        """Scripted actions that have not happened (yet)."""
-        return [action for action, *_ in self._plan() if action not in self.issued]
+        """Scripted actions that have not happened (yet); the rollback by hand is only
+        pending while no automatic rollback replaced it."""
+        skipped = {Action.ROLLBACK_BY_HAND} if self.automatic_rollback is not None else set()
+        return [
+            action
+            for action, *_ in self._plan()
+            if action not in self.issued and action not in skipped
+        ]
+
+
+def _model_name(key: object) -> str:
+    """A model key ``path@sha256:...`` as its file name."""
+    return str(key or "?").split("@", 1)[0].rsplit("/", 1)[-1]
 
 
 @dataclass
@@ -115,6 +147,8 @@ class DemoLog:
     script_problems: list[str] = field(default_factory=list)
     wall_time: float = 0.0  # s the run took (the simulation waits for a slow stack)
     simulator: dict[str, str] = field(default_factory=dict)  # its last /diagnostics values
+    policy_events: list[dict[str, Any]] = field(default_factory=list)  # from policy/events
+    expect_rollback: bool = False  # a weak model was swapped in: the monitor must roll it back
 
     def add_sample(self, sample: Sample) -> None:
         """Record a trajectory sample and any mode change it shows."""
@@ -143,6 +177,14 @@ class DemoLog:
             self.at_fault_collisions = count
         else:
             self.collisions = count
+
+    def policy_event(self, t: float, event: dict[str, Any]) -> None:
+        """Record an event the policy node published (swap, probation passed, rollback)."""
+        self.policy_events.append({"t": round(t, 3), **event})
+
+    def rollbacks(self) -> list[dict[str, Any]]:
+        """The policy node's rollback events, in order."""
+        return [e for e in self.policy_events if e.get("type") == "rollback"]
 
     def collisions_not_at_fault(self) -> int:
         """Collision episodes in which the robot was hit while still or moving away."""
@@ -186,6 +228,8 @@ class DemoLog:
         missing = [m for m in required_modes if m not in self.modes_seen()]
         if missing:
             problems.append(f"scripted mode(s) never seen: {', '.join(missing)}")
+        if self.expect_rollback and not any(e.get("automatic") for e in self.rollbacks()):
+            problems.append("the weak model was not rolled back by the live monitor")
         if self.estop_max_speed > 1e-6:
             problems.append(
                 f"cmd_vel not zero during the e-stop (|v| up to {self.estop_max_speed:.3f})"
@@ -208,6 +252,15 @@ class DemoLog:
             ),
             ("safety interventions", str(self.interventions)),
             ("mode changes", str(max(len(self.mode_changes) - 1, 0))),
+        ]
+        rows += [
+            (
+                "automatic rollback" if e.get("automatic") else "rollback on request",
+                f"{_model_name(e.get('from'))} -> {_model_name(e.get('to'))} at t={e['t']:.1f} s, "
+                f"{float(e.get('probation_s', math.nan)):.1f} s after the swap: "
+                f"{e.get('reason', '')}",
+            )
+            for e in self.rollbacks()
         ]
         rows += [
             (f"time in {mode}", f"{t:.1f} s") for mode, t in sorted(self.time_per_mode().items())
@@ -244,6 +297,8 @@ class DemoLog:
                 {"t": round(t, 3), "from": a, "to": b} for t, a, b in self.mode_changes
             ],
             "events": self.events,
+            "policy_events": self.policy_events,
+            "rollbacks": self.rollbacks(),
             "passed": not self.failures(),
             "failures": self.failures(),
             "trajectory": [asdict(s) for s in self.samples[:: max(1, len(self.samples) // 2000)]],

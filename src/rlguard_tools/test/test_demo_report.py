@@ -5,18 +5,38 @@ from rlguard_tools.demo_report import Action, DemoLog, DemoScript, Sample, plot_
 
 
 def test_script_runs_its_steps_in_order_with_delays():
-    script = DemoScript(swap_delay=3.0, estop_delay=2.0, estop_hold=1.0)
+    script = DemoScript(swap_delay=3.0, estop_delay=2.0, estop_hold=1.0, rollback_deadline=60.0)
     assert script.step(0.0, 0) == [Action.ENABLE_POLICY]
     assert script.step(5.0, 0) == []
     assert script.step(10.0, 1) == [Action.DISABLE_POLICY]
     assert script.step(20.0, 2) == [Action.REENABLE_POLICY]
     assert script.step(22.9, 2) == []
     assert script.step(23.0, 2) == [Action.SWAP_TO_ALTERNATE]
-    assert script.step(30.0, 3) == [Action.SWAP_TO_PRIMARY]
-    assert script.step(32.0, 3) == [Action.TRIGGER_ESTOP]
-    assert script.step(32.5, 3) == []
-    assert script.step(33.0, 4) == [Action.RESET_ESTOP]
+    # Nobody swaps back: goal 3 alone does not move the script on.
+    assert script.step(30.0, 3) == []
+    # The node's own rollback (at 28 s) stands in for the rollback by hand.
+    assert script.step(31.0, 3, rolled_back_at=28.0) == [Action.TRIGGER_ESTOP]
+    assert script.automatic_rollback == 28.0
+    assert script.step(31.5, 3) == []
+    assert script.step(32.0, 4) == [Action.RESET_ESTOP]
     assert script.pending() == [] and script.step(99.0, 5) == []
+    assert Action.ROLLBACK_BY_HAND not in script.issued
+
+
+def test_script_rolls_back_by_hand_when_the_monitor_does_not():
+    script = DemoScript(swap_delay=0.0, estop_delay=1.0, rollback_deadline=60.0)
+    script.step(0.0, 0)
+    assert script.step(1.0, 2) == [
+        Action.DISABLE_POLICY,
+        Action.REENABLE_POLICY,
+        Action.SWAP_TO_ALTERNATE,
+    ]
+    assert script.step(60.9, 3) == []
+    assert script.step(61.0, 3) == [Action.ROLLBACK_BY_HAND]
+    assert script.step(62.0, 3) == [Action.TRIGGER_ESTOP]
+    # A rollback reported after the one by hand changes nothing.
+    assert script.step(70.0, 3, rolled_back_at=69.0) == [Action.RESET_ESTOP]
+    assert script.automatic_rollback is None
 
 
 def test_script_never_skips_a_step_when_goals_come_fast():
@@ -24,8 +44,34 @@ def test_script_never_skips_a_step_when_goals_come_fast():
     script.step(0.0, 0)
     assert script.step(1.0, 3) == [Action.DISABLE_POLICY, Action.REENABLE_POLICY]
     assert script.step(2.0, 4) == []
-    assert script.step(4.0, 4) == [Action.SWAP_TO_ALTERNATE, Action.SWAP_TO_PRIMARY]
-    assert Action.RESET_ESTOP in script.pending()
+    assert script.step(4.0, 4, rolled_back_at=4.0) == [Action.SWAP_TO_ALTERNATE]
+    assert script.step(4.5, 4, rolled_back_at=4.5) == []
+    assert Action.TRIGGER_ESTOP in script.pending()
+
+
+def test_rollback_events_are_reported_and_required_after_a_weak_swap():
+    log = _log(["POLICY", "FALLBACK", "POLICY"])
+    log.expect_rollback = True
+    assert "the weak model was not rolled back by the live monitor" in log.failures()
+    log.policy_event(40.0, {"type": "swap", "from": "a", "to": "b"})
+    log.policy_event(
+        52.5,
+        {
+            "type": "rollback",
+            "automatic": True,
+            "from": "weak_policy.pt",
+            "to": "nav_policy.pt",
+            "reason": "intervention rate 0.80 > 0.50",
+            "probation_s": 12.5,
+        },
+    )
+    assert log.failures() == []
+    rows = dict(log.summary_rows())
+    assert rows["automatic rollback"].startswith("weak_policy.pt -> nav_policy.pt at t=52.5 s")
+    assert "12.5 s after the swap: intervention rate 0.80" in rows["automatic rollback"]
+    report = log.to_json()
+    assert [e["t"] for e in report["rollbacks"]] == [52.5]
+    assert len(report["policy_events"]) == 2
 
 
 def _log(modes, goals_reached=2, collisions=0):
