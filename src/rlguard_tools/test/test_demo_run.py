@@ -3,7 +3,8 @@
 Runs the scripted demo on the `corridor` world (four goals: enough for every scripted
 step) and checks what `make demo` promises: every goal reached, no collision, the
 scripted mode changes, `report.json`, the trajectory PNG, and an MCAP recording that
-reads back with the `mcap` reader and holds every recorded topic.
+reads back with the `mcap` reader and holds every recorded topic; the weak model is rolled
+back by the live monitor, and the transition records read back into arrays.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mcap.reader import make_reader
 
@@ -41,6 +43,7 @@ def test_demo_reaches_every_goal_and_writes_the_three_artefacts(tmp_path, ros_en
         "500",  # wall s: the sim waits for a loaded stack (lockstep), so runs stretch
         "--out",
         str(out),
+        "--record-transitions",
     ]
     run = subprocess.run(command, env=ros_env, capture_output=True, text=True, timeout=560)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
@@ -53,6 +56,10 @@ def test_demo_reaches_every_goal_and_writes_the_three_artefacts(tmp_path, ros_en
     modes = {change["to"] for change in report["mode_changes"]}
     assert {"POLICY", "FALLBACK"} <= modes
     assert (out / "trajectory.png").stat().st_size > 10_000
+    # Nobody swapped the weak model back: the policy node's live monitor did.
+    rollbacks = report["rollbacks"]
+    assert rollbacks and rollbacks[0]["automatic"] and rollbacks[0]["on_probation"], rollbacks
+    assert rollbacks[0]["from"].startswith("weak_policy.pt")
 
     with (out / "recording.mcap").open("rb") as stream:
         reader = make_reader(stream)
@@ -60,4 +67,23 @@ def test_demo_reaches_every_goal_and_writes_the_three_artefacts(tmp_path, ros_en
         for _, channel, _ in reader.iter_messages():
             counts[channel.topic] = counts.get(channel.topic, 0) + 1
     for topic, *_ in RECORDED_TOPICS:
-        assert counts.get(f"/{topic}", 0) > 0, (topic, counts)
+        name = topic if topic.startswith("/") else f"/{topic}"
+        assert counts.get(name, 0) > 0, (topic, counts)
+
+    # The transition records read back into offline-RL arrays, one file per model.
+    dataset = subprocess.run(
+        [sys.executable, "-m", "rl_training.cli", "dataset", str(out), "--split"],
+        env=ros_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert dataset.returncode == 0, dataset.stdout + dataset.stderr
+    files = sorted(out.glob("transitions_*.npz"))
+    assert len(files) == 2, dataset.stdout
+    for file in files:
+        arrays = np.load(file)
+        rows = len(arrays["reward"])
+        assert rows > 50 and arrays["obs"].shape == (rows, 43)
+        assert arrays["action"].shape == arrays["command_filter"].shape == (rows, 2)
+        assert np.isfinite(arrays["reward"]).all() and arrays["done"].any()
