@@ -6,8 +6,9 @@ process so publishing really serialises and sends. Figures:
 
 - tick_compute: the whole control callback (observation + inference + publish), and
   its parts observation_build, inference, publish, measured separately;
-- swap: a `model_path` set (load, checks, warm-up, dry run, swap), and the longest
-  gap between commands while swapping at 20 Hz;
+- swap: a `model_path` set (load, checks, warm-up, dry run, swap), SWAPS times on the
+  node's own executor at 20 Hz (wall clock), the gaps between commands while swapping and
+  `swap_missed_ticks`, the gaps longer than 1.5 periods (target 0);
 - sustained rate: the highest control_rate_hz whose ticks arrive at >= 95 % of the
   rate with <= 1 % deadline misses, running the node's real executor (two threads) for
   a few seconds; the same sweep of an empty timer shows the executor's own ceiling.
@@ -36,7 +37,9 @@ from rlguard_tools import benchlib
 SECTORS = 60  # 60 scan sectors + goal 3 + velocity 2 + previous action 2 = 67 inputs
 HIDDEN = 256
 TICKS = 3000
-SWAPS = 12
+SWAPS = 100  # >= 100: a rollback is a swap; about 17 s
+SWAP_SPACING_S = 0.15
+MISSED_TICK_PERIODS = 1.5
 RATES_HZ = (100, 200, 300, 400, 600, 800, 1000, 1500, 2000)
 RATE_SECONDS = 2.0
 WARMUP_SECONDS = 0.3
@@ -169,11 +172,13 @@ def _per_tick(node, figures: dict) -> None:
 
 
 def _swaps(node, models: list[Path], figures: dict) -> None:
-    from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
 
+    from rl_policy_node.policy_node import EXECUTOR_THREADS
+    from rl_policy_node.threaded_executor import StartedTaskExecutor
+
     swap_ms = []
-    executor = MultiThreadedExecutor(num_threads=2)
+    executor = StartedTaskExecutor(num_threads=EXECUTOR_THREADS)
     executor.add_node(node)
     stamps: list[int] = []
     original_publish = node._cmd_pub.publish
@@ -193,7 +198,7 @@ def _swaps(node, models: list[Path], figures: dict) -> None:
             result = node.set_parameters([Parameter("model_path", value=str(models[i % 2]))])
             swap_ms.append((time.perf_counter() - started) * 1e3)
             assert result[0].successful, result[0].reason
-            time.sleep(0.15)
+            time.sleep(SWAP_SPACING_S)
     finally:
         executor.shutdown(timeout_sec=2.0)
         spinner.join(timeout=2.0)
@@ -201,6 +206,13 @@ def _swaps(node, models: list[Path], figures: dict) -> None:
     gaps = [(b - a) / 1e6 for a, b in zip(stamps, stamps[1:], strict=False)]
     figures["swap"] = benchlib.summarize(swap_ms, "ms")
     figures["command_gap_during_swaps"] = benchlib.summarize(gaps, "ms")
+    limit_ms = MISSED_TICK_PERIODS * node._period * 1e3
+    missed = sum(1 for gap in gaps if gap > limit_ms)
+    figures["swap_missed_ticks"] = {
+        "value": missed,
+        "unit": f"command gaps > {limit_ms:g} ms in {SWAPS} swaps (target 0)",
+    }
+    print(f"swap: {missed} missed ticks in {SWAPS} swaps (command gaps > {limit_ms:g} ms)")
 
 
 class _BareTimer:

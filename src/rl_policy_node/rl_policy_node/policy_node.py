@@ -27,7 +27,6 @@ from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
-from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
 from sensor_msgs.msg import LaserScan
@@ -61,7 +60,7 @@ from rl_policy_node.policy_slots import (
 )
 from rl_policy_node.probation import ModelHistory, RollbackDecision, event_json, model_key
 from rl_policy_node.scan_drift import BaselineCapture, DriftDetector, DriftReport, ScanStatistics
-from rl_policy_node.threaded_executor import StartedTaskExecutor
+from rl_policy_node.threaded_executor import ClockGroupNode, StartedTaskExecutor
 from rl_policy_node.tick_stats import RollingWindow, TickMonitor
 from rl_policy_node.transition_record import TransitionRecord, closest_return, encode
 from rlguard_common import topics
@@ -70,8 +69,8 @@ from rlguard_common.scan_validity import REASONS as SCAN_REASONS
 from rlguard_common.scan_validity import validate_scan_message
 from safety_controller.scan_geometry import LidarMount
 
-# One worker per callback group: control tick, inputs, parameters/services.
-EXECUTOR_THREADS = 3
+# One worker per callback group: control tick, inputs, /clock, parameters/services.
+EXECUTOR_THREADS = 4
 
 DIAGNOSTIC_LEVELS = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR)
 # A goal the robot is this close to (m, odom) when the next one comes counts as reached:
@@ -86,7 +85,7 @@ def _stamp_ns(stamp: Any) -> int:
     return stamp.sec * 1_000_000_000 + stamp.nanosec
 
 
-class PolicyNode(Node):
+class PolicyNode(ClockGroupNode):
     """The policy inference node (see the module docstring)."""
 
     def __init__(self, **kwargs: object) -> None:
@@ -550,8 +549,7 @@ class PolicyNode(Node):
     ) -> Trigger.Response:
         """Swap back to the last model that completed probation, now.
 
-        It must not wait for a control tick: this callback group also carries /clock, so
-        under sim time no tick could come while it waited.
+        It does not wait for a control tick: the lock keeps it between two.
         """
         with self._lifecycle_lock:
             now_s = self._now_ns() / 1e9
