@@ -246,13 +246,7 @@ def settings_from_parameters(values: Mapping[str, object]) -> MonitorSettings:
         name = PARAMETER_PREFIX + item.name
         if name not in values:
             continue
-        value = values[name]
-        default = MONITOR_PARAMETERS[name].default
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{name} must be a number, got {value!r}")
-        if isinstance(default, int) and not float(value).is_integer():
-            raise ValueError(f"{name} must be an integer, got {value!r}")
-        kwargs[item.name] = int(value) if isinstance(default, int) else float(value)
+        kwargs[item.name] = MONITOR_PARAMETERS[name].checked(name, values[name])
     settings = MonitorSettings(**kwargs)  # type: ignore[arg-type]
     settings.validate()
     return settings

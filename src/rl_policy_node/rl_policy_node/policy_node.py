@@ -85,6 +85,18 @@ def _stamp_ns(stamp: Any) -> int:
     return stamp.sec * 1_000_000_000 + stamp.nanosec
 
 
+def transition_message(record: TransitionRecord) -> Float32MultiArray:
+    """A transition record as the policy/transition message (`transition_record` layout)."""
+    labels, sizes, data = encode(record)
+    message = Float32MultiArray()
+    message.layout.dim = [
+        MultiArrayDimension(label=label, size=size, stride=size)
+        for label, size in zip(labels, sizes, strict=True)
+    ]
+    message.data = data
+    return message
+
+
 class PolicyNode(ClockGroupNode):
     """The policy inference node (see the module docstring)."""
 
@@ -795,15 +807,8 @@ class PolicyNode(ClockGroupNode):
             closest_range=closest_return(scan.scan.ranges, scan.scan.range_min),
             goal_tolerance=controller.goal_tolerance,
         )
-        labels, sizes, data = encode(record)
-        msg = Float32MultiArray()
-        msg.layout.dim = [
-            MultiArrayDimension(label=label, size=size, stride=size)
-            for label, size in zip(labels, sizes, strict=True)
-        ]
-        msg.data = data
         assert self._transition_pub is not None
-        self._transition_pub.publish(msg)
+        self._transition_pub.publish(transition_message(record))
 
     def _publish_active(self, active: bool) -> None:
         self._active_pub.publish(Bool(data=active))

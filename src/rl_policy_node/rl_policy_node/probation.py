@@ -29,7 +29,6 @@ Every swap, completion, failure and rollback appends a JSON-ready event
 from __future__ import annotations
 
 import json
-import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -100,25 +99,7 @@ def settings_from_parameters(values: Mapping[str, object]) -> ProbationSettings:
     for name, spec in PROBATION_PARAMETERS.items():
         if name not in values:
             continue
-        value = values[name]
-        field = name.removeprefix("probation_")
-        if isinstance(spec.default, bool):
-            if not isinstance(value, bool):
-                raise ValueError(f"{name} must be true or false, got {value!r}")
-        elif isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{name} must be a number, got {value!r}")
-        elif isinstance(spec.default, int) and not float(value).is_integer():
-            raise ValueError(f"{name} must be an integer, got {value!r}")
-        elif not math.isfinite(value):
-            raise ValueError(f"{name} must be finite")
-        problem = spec.out_of_bounds(name, value)
-        if problem:
-            raise ValueError(problem)
-        if isinstance(spec.default, int) and not isinstance(spec.default, bool):
-            value = int(value)
-        elif isinstance(spec.default, float):
-            value = float(value)
-        kwargs[field] = value
+        kwargs[name.removeprefix("probation_")] = spec.checked(name, values[name])
     return ProbationSettings(**kwargs)
 
 

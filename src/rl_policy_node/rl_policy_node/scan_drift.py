@@ -604,21 +604,7 @@ def settings_from_parameters(values: Mapping[str, Any]) -> DriftSettings:
     for item in fields(DriftSettings):
         name = f"drift_{item.name}"
         spec = DRIFT_PARAMETERS[name]
-        value = values.get(name, spec.default)
-        if isinstance(spec.default, bool):
-            if not isinstance(value, bool):
-                raise ValueError(f"{name} must be true or false, got {value!r}")
-        elif isinstance(spec.default, int):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"{name} must be an integer, got {value!r}")
-        elif isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{name} must be a number, got {value!r}")
-        elif not math.isfinite(value):
-            raise ValueError(f"{name} must be finite, got {value!r}")
-        reason = spec.out_of_bounds(name, value)
-        if reason:
-            raise ValueError(reason)
-        chosen[item.name] = float(value) if isinstance(spec.default, float) else value
+        chosen[item.name] = spec.checked(name, values.get(name, spec.default))
     settings = DriftSettings(**chosen)
     problem = settings.problem()
     if problem:

@@ -18,7 +18,6 @@ from rl_policy_node_test_support import (
     PolicyProbe,
     expected_commands,
     gated_file,
-    load_recording,
     stateless_card,
     wait_until,
     write_policy,
@@ -33,18 +32,6 @@ from rlguard_common import topics
 from rlguard_common.node_support import qos_profile
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture
-def recording():
-    return load_recording()
-
-
-@pytest.fixture
-def probe(rclpy_context, recording):
-    probe = PolicyProbe(rclpy_context, recording)
-    yield probe
-    probe.close()
 
 
 def _model_status(probe, level: int, message: str):

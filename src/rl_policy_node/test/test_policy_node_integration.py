@@ -15,10 +15,8 @@ import torch
 from nav_msgs.msg import Odometry
 from rl_policy_node_test_support import (
     NODE_MODULE,
-    PolicyProbe,
     expected_action,
     expected_commands,
-    load_recording,
     max_gap,
     small_card,
     stateless_card,
@@ -44,18 +42,6 @@ def _gaps_around(commands, windows):
         for a, b in zip(times, times[1:], strict=False)
         if any(start <= b <= end for start, end in windows)
     ]
-
-
-@pytest.fixture
-def recording():
-    return load_recording()
-
-
-@pytest.fixture
-def probe(rclpy_context, recording):
-    probe = PolicyProbe(rclpy_context, recording)
-    yield probe
-    probe.close()
 
 
 def _assert_commands(commands, expected, label):

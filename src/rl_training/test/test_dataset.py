@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from geometry_msgs.msg import Twist
 from rclpy.serialization import serialize_message
-from std_msgs.msg import Float32, Float32MultiArray, MultiArrayDimension, String, UInt32
+from std_msgs.msg import Float32, String, UInt32
 
+from rl_policy_node.policy_node import transition_message
 from rl_policy_node.transition_record import TransitionRecord, decode, encode
 from rl_training.cli import main
 from rl_training.dataset import (
@@ -44,18 +45,6 @@ TYPES = {
     topics.SIM_COLLISIONS: "std_msgs/msg/UInt32",
     topics.HYBRID_MODE: "std_msgs/msg/String",
 }
-
-
-def transition_message(record: TransitionRecord) -> Float32MultiArray:
-    """The message the policy node publishes for a record."""
-    labels, sizes, data = encode(record)
-    message = Float32MultiArray()
-    message.layout.dim = [
-        MultiArrayDimension(label=label, size=size, stride=size)
-        for label, size in zip(labels, sizes, strict=True)
-    ]
-    message.data = data
-    return message
 
 
 def twist(v: float, w: float) -> Twist:

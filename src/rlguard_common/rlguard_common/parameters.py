@@ -9,6 +9,7 @@ ROS-free users (evaluation, the campaign, training) read the same YAML file the 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,28 @@ class ParameterSpec:
         if not low <= value <= high:
             return f"{name} must be in [{low}, {high}], got {value}"
         return None
+
+    def checked(self, name: str, value: Any) -> Any:
+        """``value`` as this parameter's type (a bool, an integer, a finite float within
+        ``bounds``); raises ValueError naming ``name`` with the reason it is refused.
+        Other types (strings, lists) are returned as they are."""
+        default = self.default
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be true or false, got {value!r}")
+            return value
+        if not isinstance(default, int | float):
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{name} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value!r}")
+        if isinstance(default, int) and not float(value).is_integer():
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+        problem = self.out_of_bounds(name, value)
+        if problem:
+            raise ValueError(problem)
+        return int(value) if isinstance(default, int) else float(value)
 
 
 def parameter_defaults(specs: Mapping[str, ParameterSpec]) -> dict[str, Any]:

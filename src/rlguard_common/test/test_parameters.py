@@ -22,6 +22,27 @@ def test_bounds_are_inclusive_and_only_apply_to_numbers():
     assert SPECS["frame"].out_of_bounds("frame", "map") is None
 
 
+def test_checked_values_take_the_parameter_type_or_are_refused_with_the_name():
+    number = ParameterSpec(1.0, "a float", bounds=(0.0, 2.0))
+    count = ParameterSpec(3, "an integer", bounds=(1, 10))
+    flag = ParameterSpec(False, "a flag")
+    assert number.checked("x", 1) == 1.0 and isinstance(number.checked("x", 1), float)
+    assert count.checked("n", 4.0) == 4 and isinstance(count.checked("n", 4.0), int)
+    assert flag.checked("f", True) is True
+    assert ParameterSpec("a", "text").checked("s", "b") == "b"
+    for spec, name, value, reason in (
+        (number, "x", 2.5, r"x must be in \[0.0, 2.0\]"),
+        (number, "x", float("nan"), "x must be finite"),
+        (number, "x", True, "x must be a number"),
+        (number, "x", "1", "x must be a number"),
+        (count, "n", 2.5, "n must be an integer"),
+        (count, "n", 11, r"n must be in \[1, 10\]"),
+        (flag, "f", 1, "f must be true or false"),
+    ):
+        with pytest.raises(ValueError, match=reason):
+            spec.checked(name, value)
+
+
 def test_the_yaml_lays_over_the_defaults(tmp_path: Path):
     path = tmp_path / "node.yaml"
     path.write_text("node:\n  ros__parameters:\n    rate_hz: 10.0\n    use_sim_time: true\n")
