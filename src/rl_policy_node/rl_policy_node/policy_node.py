@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-import math
-import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -33,22 +30,18 @@ from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Bool, Float32, Float32MultiArray, MultiArrayDimension, String
 from std_srvs.srv import Trigger
 
-from hybrid_fallback.supervisor import GOAL_CORRECTION_DISTANCE
 from rl_policy_node import live_monitor, policy_diagnostics, probation, scan_drift
-from rl_policy_node.live_monitor import LiveMonitor, baseline_from_evaluation
+from rl_policy_node.drift_watch import DriftWatch
 from rl_policy_node.model_gate import gate_problem
+from rl_policy_node.model_lifecycle import ModelLifecycle
 from rl_policy_node.model_paths import models_directory, resolve_model_path
 from rl_policy_node.node_config import NODE_NAME, PARAMETERS
 from rl_policy_node.observation import ScanInput
-from rl_policy_node.policy_card import ScanSpec
 from rl_policy_node.policy_diagnostics import reason_level, status_message
 from rl_policy_node.policy_inputs import ScanSample, goal_problem, odom_sample
 from rl_policy_node.policy_loader import cuda_available, set_inference_threads
 from rl_policy_node.policy_runtime import (
-    REASON_GOAL_REACHED,
-    REASON_OVERRUN,
     PolicyController,
-    TickResult,
 )
 from rl_policy_node.policy_slots import (
     MODEL_PARAMETERS,
@@ -58,8 +51,7 @@ from rl_policy_node.policy_slots import (
     staged_slots,
     velocity_limits_problem,
 )
-from rl_policy_node.probation import ModelHistory, RollbackDecision, event_json, model_key
-from rl_policy_node.scan_drift import BaselineCapture, DriftDetector, DriftReport, ScanStatistics
+from rl_policy_node.probation import event_json, model_key
 from rl_policy_node.threaded_executor import ClockGroupNode, StartedTaskExecutor
 from rl_policy_node.tick_stats import RollingWindow, TickMonitor
 from rl_policy_node.transition_record import TransitionRecord, closest_return, encode
@@ -73,12 +65,6 @@ from safety_controller.scan_geometry import LidarMount
 EXECUTOR_THREADS = 4
 
 DIAGNOSTIC_LEVELS = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR)
-# A goal the robot is this close to (m, odom) when the next one comes counts as reached:
-# the worlds' tolerances (0.2-0.25 m) plus odometry drift over a leg.
-GOAL_DONE_DISTANCE = 0.35
-# Sectors of a calibration capture when the live model's card gives none (no model): the
-# shipped policies' layout.
-CALIBRATION_LAYOUT = ScanSpec(sectors=36, field_of_view_deg=360.0, range_cap=3.5)
 
 
 def _stamp_ns(stamp: Any) -> int:
@@ -121,30 +107,7 @@ class PolicyNode(ClockGroupNode):
         self._require_gated = bool(values["require_gated_model"])
         self._record_transitions = bool(values["record_transitions"])
         self._transition_pub: Publisher | None = None
-        self._drift_settings = scan_drift.settings_from_parameters(values)
-        self._calibration: ScanStatistics | None = None
-        self._capture: BaselineCapture | None = None
-        self._drift: DriftDetector | None = None
-        self._drift_level = scan_drift.OK
-        self._drift_baseline_problem = ""
-        # The live monitor and probation run on the control thread; other threads hand
-        # them requests (a swap, a rollback) through these.
-        self._monitor_settings = live_monitor.settings_from_parameters(values)
-        self._live_monitor = LiveMonitor(self._monitor_settings)
-        self._history: ModelHistory[PolicySlot] = ModelHistory(
-            probation.settings_from_parameters(values)
-        )
-        self._monitor_report = self._live_monitor.report(0.0)
-        self._lifecycle_lock = threading.RLock()  # re-entered by goal counting
-        self._pending_swaps: list[tuple[PolicySlot | None, bool, bool]] = []
-        self._rollback_path: str | None = None  # model_path to write after a rollback
-        self._internal_model_path: str | None = None
-        self._intervention_threshold = float(values["intervention_scale_threshold"])
-        self._scale = 1.0
-        self._scale_ns = 0
-        self._mode: str | None = None  # hybrid/mode; None: no arbiter heard
-        self._goal_counted: tuple[float, float] | None = None
-        self._pending_monitor: list[tuple[str, float, dict[str, object]]] = []
+        self._internal_model_path: str | None = None  # model_path a rollback writes back
         self._controller = PolicyController(
             source_timeout=float(values["source_timeout"]),
             goal_tolerance=float(values["goal_tolerance"]),
@@ -154,6 +117,13 @@ class PolicyNode(ClockGroupNode):
                 float(values["lidar_x"]), float(values["lidar_y"]), float(values["lidar_yaw"])
             ),
         )
+        self._lifecycle = ModelLifecycle(
+            self._controller,
+            live_monitor.settings_from_parameters(values),
+            probation.settings_from_parameters(values),
+            float(values["intervention_scale_threshold"]),
+        )
+        self._drift = DriftWatch(self._controller, scan_drift.settings_from_parameters(values))
         self._period = 1.0 / float(values["control_rate_hz"])
         self._monitor = TickMonitor(self._period)
         self._dropped = {topics.SCAN: 0, topics.ODOM: 0, topics.GOAL_POSE: 0}
@@ -267,7 +237,7 @@ class PolicyNode(ClockGroupNode):
         self.get_logger().info(f"{name}: loaded {slot.label} from {slot.policy.path}")
         if name == "model_path":
             self._controller.install(slot)
-            self._queue_swap(slot, by_person=True, at_start=True)
+            self._lifecycle.swapped(slot, by_person=True, at_start=True)
         else:
             self._controller.shadow = slot
 
@@ -290,7 +260,7 @@ class PolicyNode(ClockGroupNode):
             if problem:
                 raise ValueError(problem)
             models_dir = str(new.get("models_dir", self._models_dir))
-            drift_settings = self._drift_settings
+            drift_settings = self._drift.settings
             if any(name.startswith("drift_") for name in new):
                 current = {name: self._param(name) for name in scan_drift.DRIFT_PARAMETERS}
                 drift_settings = scan_drift.settings_from_parameters({**current, **new})
@@ -337,16 +307,15 @@ class PolicyNode(ClockGroupNode):
             self._max_velocity, self._device, self._models_dir = settings
         self._internal_model_path = None
         drift_settings, self._staged_drift = self._staged_drift, None
-        if drift_settings is not None and drift_settings != self._drift_settings:
-            self._drift_settings = drift_settings
-            self._refresh_drift_baseline()
+        if drift_settings is not None and drift_settings != self._drift.settings:
+            self._refresh_drift_baseline(drift_settings)
         if "model_path" in slots:
             slot = slots["model_path"]
             controller.install(slot)
             label = slot.label if slot is not None else "none"
             self.get_logger().info(f"model swapped to {label}")
             self._refresh_drift_baseline()
-            self._queue_swap(slot, by_person=True)
+            self._lifecycle.swapped(slot, by_person=True)
         if "shadow_model_path" in slots:
             shadow = slots["shadow_model_path"]
             self._ensure_optional_publishers(shadow is not None, False)
@@ -364,15 +333,15 @@ class PolicyNode(ClockGroupNode):
             elif param.name == "publish_inference_ms":
                 self._ensure_optional_publishers(False, bool(param.value))
             elif param.name.startswith("monitor_"):
-                self._live_monitor.settings = live_monitor.settings_from_parameters(
+                self._lifecycle.monitor.settings = live_monitor.settings_from_parameters(
                     {name: self._param(name) for name in live_monitor.MONITOR_PARAMETERS}
                 )
             elif param.name in probation.PROBATION_PARAMETERS:
-                self._history.settings = probation.settings_from_parameters(
+                self._lifecycle.history.settings = probation.settings_from_parameters(
                     {name: self._param(name) for name in probation.PROBATION_PARAMETERS}
                 )
             elif param.name == "intervention_scale_threshold":
-                self._intervention_threshold = float(param.value)
+                self._lifecycle.intervention_threshold = float(param.value)
             elif param.name == "require_gated_model":
                 self._require_gated = bool(param.value)
             elif param.name == "record_transitions":
@@ -424,7 +393,7 @@ class PolicyNode(ClockGroupNode):
             slot = self._prepare(requested, self._device, self._max_velocity) if requested else None
             self._gate_refusal(slot)
             if slot is not None:
-                blocked = self._history.blocked_problem(
+                blocked = self._lifecycle.history.blocked_problem(
                     model_key(slot.requested_path, slot.policy.sha256), by_person=False
                 )
                 if blocked:
@@ -472,7 +441,7 @@ class PolicyNode(ClockGroupNode):
         )
         now_ns = self._now_ns()
         self._controller.scan = ScanSample(scan, _stamp_ns(msg.header.stamp), now_ns)
-        self._watch_drift(scan, now_ns / 1e9)
+        self._publish_events(self._drift.on_scan(scan, now_ns / 1e9))
 
     def _on_odom(self, msg: Odometry) -> None:
         position = msg.pose.pose.position
@@ -503,18 +472,7 @@ class PolicyNode(ClockGroupNode):
             return  # the same goal re-sent (for late joiners): not a new goal
         self._controller.set_goal(x, y)
         self.get_logger().info(f"new goal ({x:.2f}, {y:.2f})")
-        now_s = self._now_ns() / 1e9
-        if previous is not None:
-            if math.dist(previous, (x, y)) <= GOAL_CORRECTION_DISTANCE:
-                # The arbiter re-expressed the same goal in odom: the goal goes on.
-                if self._goal_counted is previous:
-                    self._goal_counted = self._controller.goal
-                return
-            odom = self._controller.odom
-            if odom is not None and math.dist(previous, odom.pose[:2]) <= GOAL_DONE_DISTANCE:
-                # The next goal came as the robot stood at this one: it was reached.
-                self._count_goal_reached(previous, now_s, policy_drove=self._mode == "POLICY")
-        self._live_monitor_call("goal_started", now_s)
+        self._lifecycle.goal_changed(previous, self._now_ns() / 1e9)
 
     def _on_enable(self, msg: Bool) -> None:
         if msg.data != self._controller.enabled:
@@ -523,132 +481,37 @@ class PolicyNode(ClockGroupNode):
 
     # ------------------------------------------------------- monitor and probation
 
-    def _queue_swap(self, slot: PolicySlot | None, by_person: bool, at_start: bool = False) -> None:
-        """Tell probation (on the control thread) that `slot` now drives."""
-        with self._lifecycle_lock:
-            self._pending_swaps.append((slot, by_person, at_start))
-
     def _on_scale(self, msg: Float32) -> None:
-        self._scale = float(msg.data)
-        self._scale_ns = self._now_ns()
+        self._lifecycle.scale(msg.data, self._now_ns())
 
     def _on_mode(self, msg: String) -> None:
-        mode = msg.data.split(":", 1)[0].strip().upper()
-        previous, self._mode = self._mode, mode
-        now_s = self._now_ns() / 1e9
-        goal = self._controller.goal
-        if previous == "POLICY" and mode == "FALLBACK" and self._controller.active:
-            # The arbiter took the robot from an active policy: no progress, interventions.
-            self._live_monitor_call("handover", now_s)
-        elif mode == "IDLE" and previous in ("POLICY", "FALLBACK") and goal is not None:
-            # The arbiter reached the goal at its own tolerance.
-            self._count_goal_reached(goal, now_s, policy_drove=previous == "POLICY")
-
-    def _live_monitor_call(self, what: str, now_s: float, **details: object) -> None:
-        with self._lifecycle_lock:
-            self._pending_monitor.append((what, now_s, details))
-
-    def _count_goal_reached(
-        self, goal: tuple[float, float], now_s: float, policy_drove: bool
-    ) -> None:
-        if self._goal_counted is goal:
-            return
-        self._goal_counted = goal
-        self._live_monitor_call("goal_reached", now_s, policy_drove=policy_drove)
+        self._lifecycle.mode_changed(msg.data, self._now_ns() / 1e9)
 
     def _on_rollback(
         self, request: Trigger.Request, response: Trigger.Response
     ) -> Trigger.Response:
-        """Swap back to the last model that completed probation, now.
-
-        It does not wait for a control tick: the lock keeps it between two.
-        """
-        with self._lifecycle_lock:
-            now_s = self._now_ns() / 1e9
-            self._apply_pending_swaps(now_s)
-            decision = self._history.request_rollback(now_s, "on policy/rollback")
-            if isinstance(decision, str):
-                response.success, response.message = False, f"refused: {decision}"
-            else:
-                decision.event["automatic"] = False
-                self._roll_back(decision, now_s)
-                response.success, response.message = True, f"rolled back to {decision.key}"
-            events = self._history.pending_events()
-        for event in events:
-            self._events_pub.publish(String(data=event_json(event)))
+        """Swap back to the last model that completed probation, now (between two ticks)."""
+        refusal, events = self._lifecycle.request_rollback(
+            self._now_ns() / 1e9, "on policy/rollback"
+        )
+        self._publish_events(events)
+        response.success = refusal is None
+        response.message = f"refused: {refusal}" if refusal else "rolled back"
         return response
 
-    def _roll_back(self, decision: RollbackDecision[PolicySlot], now_s: float) -> None:
-        """Install the decision's model (one assignment: the next tick runs it)."""
-        self._controller.install(decision.slot)
-        self._live_monitor.reset(now_s)
-        evaluation = decision.slot.policy.card.evaluation
-        self._live_monitor.set_baseline(baseline_from_evaluation(evaluation))
-        self._rollback_path = decision.slot.requested_path
-        self.get_logger().warning(f"rolled back to {decision.key}: {decision.reason}")
-
-    def _lifecycle_step(self, now_ns: int, result: TickResult) -> None:
-        """Feed the live monitor and probation with this tick; roll back on a breach."""
-        with self._lifecycle_lock:
-            events = self._lifecycle_step_locked(now_ns, result)
+    def _publish_events(self, events: list[dict]) -> None:
+        """policy/events messages (JSON); a rollback is also logged as a warning."""
         for event in events:
-            self._events_pub.publish(String(data=event_json(event)))
-
-    def _apply_pending_swaps(self, now_s: float) -> None:
-        """Tell probation and the monitor about the swaps made since (lock held)."""
-        monitor, history = self._live_monitor, self._history
-        swaps, self._pending_swaps = self._pending_swaps, []
-        for slot, by_person, at_start in swaps:
-            if slot is None:
-                history.on_unload(now_s)
+            text = event_json(event)
+            self._events_pub.publish(String(data=text))
+            if event.get("type") == "rollback":
+                self.get_logger().warning(f"rolled back: {text}")
             else:
-                key = model_key(slot.requested_path, slot.policy.sha256)
-                history.on_swap(slot, key, now_s, by_person=by_person, at_start=at_start)
-                monitor.set_baseline(baseline_from_evaluation(slot.policy.card.evaluation))
-            monitor.reset(now_s)
-
-    def _lifecycle_step_locked(self, now_ns: int, result: TickResult) -> list[dict]:
-        now_s = now_ns / 1e9
-        controller, monitor, history = self._controller, self._live_monitor, self._history
-        self._apply_pending_swaps(now_s)
-        calls, self._pending_monitor = self._pending_monitor, []
-        for what, when, details in calls:
-            if what == "handover":
-                monitor.policy_handed_over(when, "the arbiter took over from the policy")
-            elif what == "goal_started":
-                monitor.goal_started(when)
-            elif what == "goal_reached":
-                monitor.goal_reached(when)
-                history.on_goal_reached(when, policy_drove=bool(details["policy_drove"]))
-        if result.reason.startswith(REASON_GOAL_REACHED) and controller.goal is not None:
-            self._count_goal_reached(controller.goal, now_s, policy_drove=True)
-        driving = result.active and self._mode in (None, "POLICY")
-        fresh_scale = now_ns - self._scale_ns <= controller.source_timeout_ns
-        scan, odom, goal = controller.scan, controller.odom, controller.goal
-        distance = None
-        if odom is not None and goal is not None:
-            distance = math.hypot(goal[0] - odom.pose[0], goal[1] - odom.pose[1])
-        monitor.record_tick(
-            now_s,
-            active=driving,
-            intervened=driving and fresh_scale and self._scale < self._intervention_threshold,
-            clearance=(
-                closest_return(scan.scan.ranges, scan.scan.range_min) if scan is not None else None
-            ),
-            overrun=result.reason.startswith(REASON_OVERRUN),
-            distance_to_goal=distance,
-        )
-        report = monitor.report(now_s)
-        self._monitor_report = report
-        decision = history.on_tick(now_s, driving, report)
-        if decision is not None:
-            decision.event["automatic"] = True
-            self._roll_back(decision, now_s)
-        return history.pending_events()
+                self.get_logger().info(f"event: {text}")
 
     def _record_rollback_path(self) -> None:
         """After a rollback, model_path names the model that drives again."""
-        path, self._rollback_path = self._rollback_path, None
+        path = self._lifecycle.take_rollback_path()
         if path is None:
             return
         self._internal_model_path = path
@@ -660,99 +523,19 @@ class PolicyNode(ClockGroupNode):
 
     # ---------------------------------------------------------------- scan drift
 
-    def _publish_event(self, event: dict[str, object]) -> None:
-        """One policy/events message (JSON), also logged."""
-        payload = {"time": round(self._now_ns() / 1e9, 3), **event}
-        text = json.dumps(payload, sort_keys=True)
-        self._events_pub.publish(String(data=text))
-        self.get_logger().info(f"event: {text}")
-
-    def _refresh_drift_baseline(self) -> None:
-        """Judge drift against the calibration, else the live card's training statistics."""
-        baseline = self._calibration
-        self._drift_baseline_problem = ""
-        slot = self._controller.slot
-        if baseline is None and slot is not None and slot.policy.card.scan_statistics:
-            try:
-                baseline = ScanStatistics.from_dict(
-                    slot.policy.card.scan_statistics, f"{slot.label}: scan_statistics"
-                )
-            except ValueError as exc:
-                self._drift_baseline_problem = str(exc)
-                self.get_logger().error(f"no drift baseline: {exc}")
-        self._drift = (
-            DriftDetector(baseline, self._drift_settings) if baseline is not None else None
-        )
-        self._drift_level = scan_drift.OK
-        self._controller.hold_reason = None
-
-    def _watch_drift(self, scan: ScanInput, now_s: float) -> None:
-        capture = self._capture
-        if capture is not None and capture.add(scan, now_s):
-            self._finish_capture(capture)
-        drift = self._drift
-        if drift is None:
-            return
-        report = drift.update(scan, now_s)
-        if report.level != self._drift_level:
-            self._on_drift_level(drift, report)
-
-    def _on_drift_level(self, drift: DriftDetector, report: DriftReport) -> None:
-        self._drift_level = report.level
-        self._publish_event(
-            {
-                "type": "drift",
-                "level": report.level_name,
-                "reasons": list(report.reasons),
-                "baseline": drift.baseline.kind,
-            }
-        )
-        if drift.blocks_policy:
-            self._controller.hold_reason = "sensor drift: " + "; ".join(report.reasons)
-        else:
-            self._controller.hold_reason = None
+    def _refresh_drift_baseline(self, settings: scan_drift.DriftSettings | None = None) -> None:
+        problem = self._drift.refresh(settings)
+        if problem:
+            self.get_logger().error(f"no drift baseline: {problem}")
 
     def _on_capture_baseline(
         self, request: Trigger.Request, response: Trigger.Response
     ) -> Trigger.Response:
         """Record a calibration baseline from the next drift_capture_duration s of scans."""
-        slot = self._controller.slot
-        spec = slot.policy.card.observation.scan if slot is not None else CALIBRATION_LAYOUT
-        settings = self._drift_settings
-        self._capture = BaselineCapture.from_settings(spec, self._now_ns() / 1e9, settings)
         response.success = True
-        response.message = (
-            f"capturing a calibration baseline over {settings.capture_duration:g} s of scans "
-            "(keep the robot where it is calibrated); the result comes on policy/events"
-        )
+        response.message = self._drift.start_capture(self._now_ns() / 1e9)
         self.get_logger().info(response.message)
         return response
-
-    def _finish_capture(self, capture: BaselineCapture) -> None:
-        self._capture = None
-        if capture.baseline is None:
-            self._publish_event({"type": "baseline_capture_failed", "reason": capture.error})
-            return
-        self._calibration = capture.baseline
-        self._refresh_drift_baseline()
-        self._publish_event({"type": "baseline_captured", "scans": capture.scans})
-
-    def _drift_status(self) -> DiagnosticStatus:
-        drift = self._drift
-        values: dict[str, str] = {}
-        if self._capture is not None:
-            values["capture"] = f"{self._capture.scans} scans so far"
-        if drift is None:
-            message = self._drift_baseline_problem or (
-                "no baseline (the card has no scan statistics; call policy/capture_baseline)"
-            )
-            return self._status("scan drift", policy_diagnostics.LEVEL_OK, message, values)
-        report = drift.report(self._now_ns() / 1e9)
-        values.update(report.values)
-        values["baseline"] = drift.baseline.kind
-        values["deactivates_policy"] = str(self._drift_settings.deactivates_policy).lower()
-        message = "; ".join(report.reasons) if report.reasons else f"{report.level_name}"
-        return self._status("scan drift", report.level, message, values)
 
     # ---------------------------------------------------------------------- tick
 
@@ -778,7 +561,9 @@ class PolicyNode(ClockGroupNode):
                 twist = self._shadow_twist
                 twist.linear.x, twist.angular.z = shadow.command
                 self._shadow_pub.publish(twist)
-        self._lifecycle_step(now_ns, result)
+        _, events = self._lifecycle.tick(now_ns, result)
+        if events:
+            self._publish_events(events)
         self._monitor.record(now_ns, time.perf_counter_ns() - started)
         if result.reason != self._logged_reason:
             self._log_reason(result.reason)
@@ -843,10 +628,9 @@ class PolicyNode(ClockGroupNode):
         """The live model's life: its gate (WARN when ungated), the live monitor's
         verdict (OK / WARN / ERROR) and its probation."""
         slot = self._controller.slot
-        report = self._monitor_report
+        report = self._lifecycle.report
         values: dict[str, str] = {"require_gated_model": str(self._require_gated).lower()}
-        values.update(report.values)
-        values.update(self._history.status(self._now_ns() / 1e9))
+        values.update(self._lifecycle.status(self._now_ns() / 1e9))
         if slot is None:
             return self._status("model", policy_diagnostics.LEVEL_OK, "no model", values)
         problem = gate_problem(slot.policy.card, slot.policy.sha256)
@@ -867,9 +651,7 @@ class PolicyNode(ClockGroupNode):
 
     def _publish_diagnostics(self) -> None:
         self._record_rollback_path()
-        capture = self._capture
-        if capture is not None and capture.poll(self._now_ns() / 1e9):
-            self._finish_capture(capture)
+        self._publish_events(self._drift.poll(self._now_ns() / 1e9))
         reason = self._controller.reason
         array = DiagnosticArray(
             status=[
@@ -877,7 +659,7 @@ class PolicyNode(ClockGroupNode):
                     "policy", reason_level(reason), status_message(reason), self.diagnostic_values()
                 ),
                 self._model_status(),
-                self._drift_status(),
+                self._status("scan drift", *self._drift.status(self._now_ns() / 1e9)),
             ]
         )
         array.header.stamp = self.get_clock().now().to_msg()
