@@ -19,6 +19,7 @@ import math
 import threading
 from typing import Any
 
+from hybrid_fallback.arbiter import Mode
 from hybrid_fallback.supervisor import GOAL_CORRECTION_DISTANCE
 from rl_policy_node.live_monitor import (
     LiveMonitor,
@@ -44,7 +45,6 @@ from rl_policy_node.transition_record import closest_return
 # A goal the robot is this close to (m, odom) when the next one comes counts as reached:
 # the worlds' tolerances (0.2-0.25 m) plus odometry drift over a leg.
 GOAL_DONE_DISTANCE = 0.35
-MODE_POLICY, MODE_FALLBACK, MODE_IDLE = "POLICY", "FALLBACK", "IDLE"
 HANDOVER_REASON = "the arbiter took over from the policy"
 
 Event = dict[str, Any]
@@ -91,11 +91,11 @@ class ModelLifecycle:
         mode = mode.split(":", 1)[0].strip().upper()
         previous, self.mode = self.mode, mode
         goal = self.controller.goal
-        if previous == MODE_POLICY and mode == MODE_FALLBACK and self.controller.active:
+        if previous == Mode.POLICY and mode == Mode.FALLBACK and self.controller.active:
             self._queue("handover", now_s)
-        elif mode == MODE_IDLE and previous in (MODE_POLICY, MODE_FALLBACK) and goal is not None:
+        elif mode == Mode.IDLE and previous in (Mode.POLICY, Mode.FALLBACK) and goal is not None:
             # The arbiter reached the goal at its own tolerance.
-            self._count_goal_reached(goal, now_s, policy_drove=previous == MODE_POLICY)
+            self._count_goal_reached(goal, now_s, policy_drove=previous == Mode.POLICY)
 
     def goal_changed(self, previous: tuple[float, float] | None, now_s: float) -> None:
         """The controller has a new goal (it replaced `previous`).
@@ -111,7 +111,7 @@ class ModelLifecycle:
                 return
             odom = self.controller.odom
             if odom is not None and math.dist(previous, odom.pose[:2]) <= GOAL_DONE_DISTANCE:
-                self._count_goal_reached(previous, now_s, policy_drove=self.mode == MODE_POLICY)
+                self._count_goal_reached(previous, now_s, policy_drove=self.mode == Mode.POLICY)
         self._queue("goal_started", now_s)
 
     def request_rollback(self, now_s: float, reason: str) -> tuple[str | None, list[Event]]:
@@ -159,7 +159,7 @@ class ModelLifecycle:
             goal = controller.goal
             if result.reason.startswith(REASON_GOAL_REACHED) and goal is not None:
                 self._count_goal_reached(goal, now_s, policy_drove=True)
-            driving = result.active and self.mode in (None, MODE_POLICY)
+            driving = result.active and self.mode in (None, Mode.POLICY)
             fresh_scale = now_ns - self._scale_ns <= controller.source_timeout_ns
             scan, odom = controller.scan, controller.odom
             distance = None

@@ -40,6 +40,25 @@ class ScanInput:
     range_max: float
 
 
+def beam_sectors(
+    sectors: int, fov: float, beam_count: int, angle_min: float, angle_increment: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each beam's angle (wrapped), whether it lies in the field of view `fov` (radians,
+    centred forward) and its sector (sector 0 starts at -fov/2; 0 for beams outside)."""
+    angles = wrap_angle(angle_min + angle_increment * np.arange(beam_count))
+    # A full circle covers [-pi, pi) exactly; a narrower FOV is a closed window.
+    offset = angles + fov / 2.0
+    full = fov >= 2 * math.pi
+    inside = np.ones_like(offset, bool) if full else (offset >= 0.0) & (offset < fov)
+    # A beam within 1e-4 of a sector width below an edge (float32 angle rounding is
+    # ~1e-7 rad) counts in the upper sector, whichever way its angle was computed; on
+    # a full circle the last edge is the first.
+    sector = np.floor(np.where(inside, offset, 0.0) / (fov / sectors) + 1e-4).astype(np.int64)
+    if full:
+        sector %= sectors
+    return angles, inside, np.clip(sector, 0, sectors - 1)
+
+
 class ScanResampler:
     """Maps the beams of one scan geometry onto a card's sectors.
 
@@ -64,19 +83,9 @@ class ScanResampler:
         self.key = (beam_count, angle_min, angle_increment)
         fov = spec.field_of_view
         width = fov / spec.sectors
-        angles = wrap_angle(angle_min + angle_increment * np.arange(beam_count))
-        # A full circle covers [-pi, pi) exactly; a narrower FOV is a closed window.
-        offset = angles + fov / 2.0
-        inside = (
-            (offset >= 0.0) & (offset < fov) if fov < 2 * math.pi else np.ones_like(offset, bool)
+        angles, inside, sector = beam_sectors(
+            spec.sectors, fov, beam_count, angle_min, angle_increment
         )
-        # A beam within 1e-4 of a sector width below an edge (float32 angle rounding is
-        # ~1e-7 rad) counts in the upper sector, whichever way its angle was computed; on
-        # a full circle the last edge is the first.
-        sector = np.floor(np.where(inside, offset, 0.0) / width + 1e-4).astype(np.int64)
-        if fov >= 2 * math.pi:
-            sector %= spec.sectors
-        sector = np.clip(sector, 0, spec.sectors - 1)
         beams = np.flatnonzero(inside)
         counts = np.bincount(sector[beams], minlength=spec.sectors)
         empty = np.flatnonzero(counts == 0)

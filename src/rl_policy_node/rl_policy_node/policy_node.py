@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,9 +40,7 @@ from rl_policy_node.observation import ScanInput
 from rl_policy_node.policy_diagnostics import reason_level, status_message
 from rl_policy_node.policy_inputs import ScanSample, goal_problem, odom_sample
 from rl_policy_node.policy_loader import cuda_available, set_inference_threads
-from rl_policy_node.policy_runtime import (
-    PolicyController,
-)
+from rl_policy_node.policy_runtime import PolicyController
 from rl_policy_node.policy_slots import (
     MODEL_PARAMETERS,
     PolicySlot,
@@ -213,6 +211,14 @@ class PolicyNode(ClockGroupNode):
             warmup_runs=self._warmup_runs,
         )
 
+    def _settings(
+        self, core: Any, table: Mapping[str, object], new: Mapping[str, object] | None = None
+    ) -> Any:
+        """`core.settings_from_parameters` over the node's values of `table`'s parameters,
+        with `new` (a parameter set being checked) laid over them."""
+        current = {name: self._param(name) for name in table}
+        return core.settings_from_parameters({**current, **(new or {})})
+
     def _gate_refusal(self, slot: PolicySlot | None, require: bool | None = None) -> None:
         """Raise a ValueError when gated models are required and `slot` has no passed gate."""
         required = self._require_gated if require is None else require
@@ -261,9 +267,8 @@ class PolicyNode(ClockGroupNode):
                 raise ValueError(problem)
             models_dir = str(new.get("models_dir", self._models_dir))
             drift_settings = self._drift.settings
-            if any(name.startswith("drift_") for name in new):
-                current = {name: self._param(name) for name in scan_drift.DRIFT_PARAMETERS}
-                drift_settings = scan_drift.settings_from_parameters({**current, **new})
+            if not new.keys().isdisjoint(scan_drift.DRIFT_PARAMETERS):
+                drift_settings = self._settings(scan_drift, scan_drift.DRIFT_PARAMETERS, new)
             controller = self._controller
             slots = staged_slots(
                 new,
@@ -275,12 +280,12 @@ class PolicyNode(ClockGroupNode):
                     requested, device, max_velocity, models_dir
                 ),
             )
-            if any(name.startswith("monitor_") for name in new):
-                current = {name: self._param(name) for name in live_monitor.MONITOR_PARAMETERS}
-                live_monitor.settings_from_parameters({**current, **new})
-            if any(name in probation.PROBATION_PARAMETERS for name in new):
-                current = {name: self._param(name) for name in probation.PROBATION_PARAMETERS}
-                probation.settings_from_parameters({**current, **new})
+            for core, table in (
+                (live_monitor, live_monitor.MONITOR_PARAMETERS),
+                (probation, probation.PROBATION_PARAMETERS),
+            ):
+                if not new.keys().isdisjoint(table):
+                    self._settings(core, table, new)  # raises the reason a value is refused
             require = bool(new.get("require_gated_model", self._require_gated))
             if "model_path" in slots:
                 self._gate_refusal(slots["model_path"], require)
@@ -332,14 +337,12 @@ class PolicyNode(ClockGroupNode):
                 self._warmup_runs = int(param.value)
             elif param.name == "publish_inference_ms":
                 self._ensure_optional_publishers(False, bool(param.value))
-            elif param.name.startswith("monitor_"):
-                self._lifecycle.monitor.settings = live_monitor.settings_from_parameters(
-                    {name: self._param(name) for name in live_monitor.MONITOR_PARAMETERS}
-                )
+            elif param.name in live_monitor.MONITOR_PARAMETERS:
+                monitor_table = live_monitor.MONITOR_PARAMETERS
+                self._lifecycle.monitor.settings = self._settings(live_monitor, monitor_table)
             elif param.name in probation.PROBATION_PARAMETERS:
-                self._lifecycle.history.settings = probation.settings_from_parameters(
-                    {name: self._param(name) for name in probation.PROBATION_PARAMETERS}
-                )
+                probation_table = probation.PROBATION_PARAMETERS
+                self._lifecycle.history.settings = self._settings(probation, probation_table)
             elif param.name == "intervention_scale_threshold":
                 self._lifecycle.intervention_threshold = float(param.value)
             elif param.name == "require_gated_model":

@@ -62,8 +62,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from rl_policy_node.observation import beam_sectors
 from rl_policy_node.policy_card import ScanSpec
-from rlguard_common.geometry import wrap_angle
 from rlguard_common.parameters import ParameterSpec
 
 STATISTICS_FORMAT = "rlguard.scan_statistics/1"
@@ -105,21 +105,16 @@ class ScanLike(Protocol):
 class _SectorLayout:
     """The beams of one scan geometry grouped into sectors (cached per geometry).
 
-    Same convention as `rl_policy_node.observation.ScanResampler`: the field of view is
-    centred forward, sector 0 starts at -fov/2; beams outside the field of view are
-    ignored. A sector without a beam simply has no statistics.
+    The observation's sectors (`rl_policy_node.observation.beam_sectors`): the field of
+    view is centred forward, sector 0 starts at -fov/2; beams outside it are ignored. A
+    sector without a beam simply has no statistics.
     """
 
     def __init__(
         self, sectors: int, fov: float, beam_count: int, angle_min: float, angle_increment: float
     ) -> None:
         self.key = (beam_count, angle_min, angle_increment)
-        angles = wrap_angle(angle_min + angle_increment * np.arange(beam_count))
-        offset = angles + fov / 2.0
-        full = fov >= 2.0 * math.pi
-        inside = np.ones(beam_count, bool) if full else (offset >= 0.0) & (offset < fov)
-        sector = np.floor(np.where(inside, offset, 0.0) / (fov / sectors) + 1e-4).astype(np.int64)
-        sector = np.clip(sector % sectors if full else sector, 0, sectors - 1)
+        _, inside, sector = beam_sectors(sectors, fov, beam_count, angle_min, angle_increment)
         self.inside = inside
         self.sector = np.where(inside, sector, -1)
         self.beams = np.bincount(sector[inside], minlength=sectors).astype(np.float64)

@@ -40,6 +40,7 @@ from rl_policy_node.policy_card import (
     ScanSpec,
     VelocitySpec,
 )
+from rl_policy_node.transition_record import closest_return
 from rl_training.deployed_cores import deployed_navigation
 from rl_training.mover_scenes import FAMILIES as MOVER_FAMILIES
 from rl_training.mover_scenes import family_task
@@ -249,16 +250,6 @@ def checked_scan(scan: ScanData, angle_max: float) -> ScanData:
     return scan
 
 
-def nearest_return(scan: ScanData) -> float:
-    """Distance (m) of the nearest valid return of a scan (inf when there is none)."""
-    ranges = scan.ranges.astype(np.float64)
-    too_close = np.isneginf(ranges)
-    if too_close.any():
-        return 0.0
-    valid = np.isfinite(ranges) & (ranges >= scan.range_min)
-    return float(ranges[valid].min()) if valid.any() else math.inf
-
-
 class NavEnv(gym.Env):
     """Goal navigation with the shared observation builder and action scaling."""
 
@@ -399,7 +390,8 @@ class NavEnv(gym.Env):
             previous_action=tuple(self._previous_action),
             collided=collided,
             reached=reached,
-            clearance=nearest_return(self._scan) - self.robot.footprint_radius,
+            clearance=closest_return(self._scan.ranges, self._scan.range_min)
+            - self.robot.footprint_radius,
         )
         terms = reward_terms(outcome, self.config.reward)
         self._distance = distance
