@@ -20,13 +20,12 @@ where the fallback drives say nothing about the policy and are not counted. Meas
   stall window of driving are not stalled);
 - inference overrun rate: fraction of active ticks whose inference overran;
 - near misses: the closest scan return falling below `near_miss_distance` while the
-  policy drives (one event per approach: it re-arms `NEAR_MISS_REARM_M` above it);
-- hand-overs: the arbiter taking the robot from the policy for a failure
-  (`policy_handed_over`; the node sees hybrid/mode leave POLICY while policy/active
-  stays true).
+  policy drives (one event per approach: it re-arms `NEAR_MISS_REARM_M` above it).
 
-Goals are judged over `goal_window` seconds: reached and failed goals (a new goal
-replacing an unreached one, or one in progress longer than `max_goal_time`, both
+Goals are judged over `goal_window` seconds: the arbiter's take-overs from the policy
+for a failure (`policy_handed_over`; the node sees hybrid/mode leave POLICY while
+policy/active stays true: the policy's try at that goal failed), reached and failed
+goals (a new goal replacing an unreached one, or one in progress longer than `max_goal_time`, both
 detected here), and the mean time per reached goal against the card's evaluation
 baseline (`baseline_from_evaluation`) when there is one (none: not judged by time).
 
@@ -185,7 +184,7 @@ MONITOR_PARAMETERS: dict[str, ParameterSpec] = {
     "monitor_max_handovers": ParameterSpec(
         _DEFAULTS.max_handovers,
         "Live monitor: ERROR at this many arbiter take-overs from the policy (no progress, "
-        "interventions, silence) in the window; fewer are a WARN.",
+        "interventions, silence) in monitor_goal_window; fewer are a WARN.",
         bounds=(1, 100_000),
     ),
     "monitor_warn_overrun_rate": ParameterSpec(
@@ -570,7 +569,10 @@ class LiveMonitor:
             warnings.append(text)
         handovers = len(self._handovers)
         if handovers:
-            text = f"arbiter took over {handovers} time(s) {span} (last: {self._handovers[-1][1]})"
+            text = (
+                f"arbiter took over {handovers} time(s) in {cfg.goal_window:g} s "
+                f"(last: {self._handovers[-1][1]})"
+            )
             if handovers >= cfg.max_handovers:
                 errors.append(f"{text}, limit {cfg.max_handovers}")
             else:
@@ -608,9 +610,11 @@ class LiveMonitor:
         start = ticks[0].time if ticks else oldest
         while self._clearances and self._clearances[0][0] < start:
             self._clearances.popleft()
-        while self._handovers and self._handovers[0][0] < start:
-            self._handovers.popleft()
         goal_horizon = now_s - cfg.goal_window
+        # A take-over ends the policy's try at a goal: counted per goal, like goal
+        # failures, since a weak model drives longer than `window` between two of them.
+        while self._handovers and self._handovers[0][0] < goal_horizon:
+            self._handovers.popleft()
         while self._goals and self._goals[0].time < goal_horizon:
             self._goals.popleft()
 

@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from rclpy.callback_groups import CallbackGroup, MutuallyExclusiveCallbackGroup
+from rclpy.exceptions import InvalidHandle
 from rclpy.executors import (
     ConditionReachedException,
     Executor,
@@ -88,7 +89,13 @@ class StartedTaskExecutor(Executor):
                 return
         for done in [h for h in self._handlers if h.done()]:
             self._handlers.remove(done)
-            done.result()  # a callback's exception surfaces in spin(), as in rclpy
+            try:
+                done.result()  # a callback's exception surfaces in spin(), as in rclpy
+            except InvalidHandle:
+                # A handler that finished after shutdown() destroyed the guard condition
+                # it wakes the executor with: nothing was lost.
+                if not self._is_shutdown:
+                    raise
 
     def shutdown(self, timeout_sec: float | None = None) -> bool:
         """Shut down the executor, then its worker threads."""

@@ -185,6 +185,25 @@ def test_arbiter_handovers_warn_then_error():
     assert "last: safety intervention rate" in report.errors[0]
 
 
+def test_handovers_count_over_the_goal_window_not_the_driving_window():
+    # A weak model drives longer than the rate window before each take-over: the two
+    # take-overs are still one goal window apart, and that is an ERROR.
+    monitor = LiveMonitor(small_settings(window=10.0, goal_window=200.0, max_handovers=2))
+    end, _ = drive(monitor, 0.0, 30.0)
+    monitor.policy_handed_over(end, "no progress")
+    end, _ = drive(monitor, end + 20.0, 30.0, active=False)  # the fallback drives
+    end, _ = drive(monitor, end + 1.0, 30.0)  # three driving windows later
+    monitor.policy_handed_over(end, "no progress")
+    report = monitor.report(end)
+    assert report.level == LEVEL_ERROR and report.values["handovers"] == "2"
+    assert "in 200 s" in report.errors[0]
+    # Past the goal window the first one is forgotten.
+    first = end
+    end, _ = drive(monitor, end + 200.0 - 30.0, 30.0)
+    report = monitor.report(end)
+    assert report.values["handovers"] == "1" and report.level == LEVEL_WARN, (first, report)
+
+
 def test_goals_failures_timeouts_and_time_against_the_baseline():
     baseline = MonitorBaseline(0.9, 20.0, 0.2, "test")
     settings = small_settings(
