@@ -70,6 +70,7 @@ class FallbackController:
         self._recovering_until = -math.inf
         self._last_call = -math.inf
         self.recoveries = 0
+        self._route_recoveries = 0  # recoveries when the route was last chosen
 
     @property
     def planner(self) -> DwaPlanner:
@@ -167,8 +168,11 @@ class FallbackController:
             self._recovering_until = -math.inf
         self._last_call = now
         if goal_key != self._planned_goal or now - self._planned_at >= self.guidance.replan_period:
-            self.grid.compute_field(goal_key, (x, y))
+            # After a recovery the route it was stuck on is not kept for its own sake.
+            keep_route = self._route_recoveries == self.recoveries
+            self.grid.compute_field(goal_key, (x, y), keep_route=keep_route)
             self._planned_goal, self._planned_at = goal_key, now
+            self._route_recoveries = self.recoveries
 
         if self._stuck(x, y, now):
             return self._recover(pts, goal_base, velocity, moving, **unseen)

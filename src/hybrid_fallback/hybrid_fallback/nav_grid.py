@@ -106,6 +106,13 @@ class NavGridConfig:
     clear_step: float = 0.05  # m between free-space samples along a beam
     clear_range: float = 4.0  # m, beams clear free space up to this distance
     clear_beams: int = 360  # at most this many beams (evenly picked) clear free space
+    # A replan keeps the current route (the descent of the previous field) while it costs at
+    # most this fraction more than the new best route and keeps `inflation_radius` minus
+    # `route_tolerance` (m) from every obstacle: a passage whose measured width wavers by a
+    # few cm around the lethal line, as the scan sees its edges from another angle, does
+    # not swap the route at every replan.
+    route_hysteresis: float = 0.1
+    route_tolerance: float = 0.02
 
     def validate(self) -> None:
         """Raise ValueError naming the first invalid value."""
@@ -120,6 +127,10 @@ class NavGridConfig:
             raise ValueError("need 0 <= inflation_radius <= proximity_radius")
         if self.proximity_cost < 1.0 or self.lethal_cost < self.proximity_cost:
             raise ValueError("need 1 <= proximity_cost <= lethal_cost")
+        for name in ("route_hysteresis", "route_tolerance"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0.0:
+                raise ValueError(f"{name} must be finite and >= 0")
 
 
 class NavigationGrid:
@@ -194,8 +205,17 @@ class NavigationGrid:
         self.hit_x[hits[:, 0], hits[:, 1]] = pts[inside, 0]
         self.hit_y[hits[:, 0], hits[:, 1]] = pts[inside, 1]
 
-    def _cost_multiplier(self, i0: int, i1: int, j0: int, j1: int) -> np.ndarray:
-        """Per-cell traversal cost factor over the window [i0, i1) x [j0, j1)."""
+    def _cost_multiplier(self, gap: np.ndarray) -> np.ndarray:
+        """Per-cell traversal cost factor from the cells' clearances `gap` (m)."""
+        cfg = self.config
+        span = max(cfg.proximity_radius - cfg.inflation_radius, 1e-9)
+        near = np.clip((cfg.proximity_radius - gap) / span, 0.0, 1.0)
+        factor = 1.0 + (cfg.proximity_cost - 1.0) * near
+        return np.where(gap < cfg.inflation_radius, cfg.lethal_cost, factor)
+
+    def _clearance(self, i0: int, i1: int, j0: int, j1: int) -> np.ndarray:
+        """Distance (m, inf beyond `proximity_radius`) from each cell centre of the window
+        [i0, i1) x [j0, j1) to the nearest remembered obstacle point."""
         cfg = self.config
         assert self.origin is not None
         pad = int(math.ceil(cfg.proximity_radius / cfg.resolution + 0.5)) + 1
@@ -217,16 +237,28 @@ class NavigationGrid:
             cols = slice(pad + dj, pad + dj + width)
             distance = np.hypot(hx[rows, cols] - centre_x, hy[rows, cols] - centre_y)
             gap = np.where(occ[rows, cols] & (distance < gap), distance, gap)
-        span = max(cfg.proximity_radius - cfg.inflation_radius, 1e-9)
-        near = np.clip((cfg.proximity_radius - gap) / span, 0.0, 1.0)
-        factor = 1.0 + (cfg.proximity_cost - 1.0) * near
-        return np.where(gap < cfg.inflation_radius, cfg.lethal_cost, factor)
+        return gap
 
-    def compute_field(self, goal_xy: tuple[float, float], robot_xy: tuple[float, float]) -> None:
-        """Dijkstra from the goal over the window around robot and goal."""
+    def compute_field(
+        self,
+        goal_xy: tuple[float, float],
+        robot_xy: tuple[float, float],
+        keep_route: bool = True,
+    ) -> bool:
+        """Dijkstra from the goal over the window around robot and goal.
+
+        For the same goal, the previous field stays (and with it the route the robot
+        follows) while its route from the robot is still clear and at most
+        `route_hysteresis` dearer than the new best one: two routes of nearly equal cost
+        would otherwise swap at every replan as the scan refines the obstacles, and the
+        robot would turn back and forth between them. `keep_route` False adopts the new
+        field regardless. Returns True when the new field was adopted.
+        """
         cfg = self.config
         if self.origin is None:
             self.origin = np.asarray(robot_xy, dtype=np.float64) - cfg.size / 2.0
+        goal = (float(goal_xy[0]), float(goal_xy[1]))
+        previous = self.field if keep_route and self.field_goal == goal else None
         ends = self.to_cell(np.array([goal_xy, robot_xy]))
         margin = int(math.ceil(cfg.search_margin / cfg.resolution))
         i0 = int(max(ends[:, 0].min() - margin, 0))
@@ -234,14 +266,56 @@ class NavigationGrid:
         j0 = int(max(ends[:, 1].min() - margin, 0))
         j1 = int(min(ends[:, 1].max() + margin + 1, self.cells))
         field = np.full((self.cells, self.cells), np.nan)
-        self.field, self.field_goal = field, (float(goal_xy[0]), float(goal_xy[1]))
+        self.field, self.field_goal = field, goal
         if i0 >= i1 or j0 >= j1:
-            return
-        factor = self._cost_multiplier(i0, i1, j0, j1)
+            return True
+        gap = self._clearance(i0, i1, j0, j1)
+        factor = self._cost_multiplier(gap)
         gi, gj = int(ends[0, 0]) - i0, int(ends[0, 1]) - j0
         if not (0 <= gi < i1 - i0 and 0 <= gj < j1 - j0):
-            return
+            return True
         field[i0:i1, j0:j1] = cost_field(factor * cfg.resolution, (gi, gj))
+        if previous is None or cfg.route_hysteresis <= 0.0:
+            return True
+        # Both routes are costed alike: the descent from the robot's cell under today's
+        # clearances (a descent is a little dearer than the field's value at its start).
+        robot_cell = (int(ends[1, 0]), int(ends[1, 1]))
+        best = self._route_cost(field, robot_cell, gap, (i0, j0))
+        kept = self._route_cost(previous, robot_cell, gap, (i0, j0))
+        if kept is not None and (best is None or kept <= best * (1.0 + cfg.route_hysteresis)):
+            self.field = previous
+            return False
+        return True
+
+    def _route_cost(
+        self,
+        field: np.ndarray,
+        start: tuple[int, int],
+        gap: np.ndarray,
+        corner: tuple[int, int],
+    ) -> float | None:
+        """Cost (m) of `field`'s descent from cell `start` to its goal under today's cell
+        clearances `gap` (window from `corner`), cells within `route_tolerance` of the
+        lethal line costed as just outside it; None when that route leaves the window,
+        ends short of the goal or comes closer to an obstacle than that."""
+        cfg = self.config
+        cells = self._descent(field, start, math.inf)
+        if cells is None or not cells[1]:
+            return None
+        index = np.asarray(cells[0], dtype=np.int64) - np.asarray(corner, dtype=np.int64)
+        height, width = gap.shape
+        if np.any(index < 0) or np.any(index[:, 0] >= height) or np.any(index[:, 1] >= width):
+            return None
+        clearance = gap[index[:, 0], index[:, 1]]
+        # The robot's own cells are not judged: squeezing through a passage must not make
+        # it give up the route it is on.
+        ahead = np.hypot(*(index - index[0]).T) * cfg.resolution > cfg.inflation_radius
+        if np.any(clearance[ahead] < cfg.inflation_radius - cfg.route_tolerance):
+            return None
+        costs = self._cost_multiplier(np.maximum(clearance, cfg.inflation_radius))
+        res = cfg.resolution
+        steps = np.hypot(*np.diff(index, axis=0).T)
+        return float(np.sum(steps * 0.5 * (costs[1:] + costs[:-1])) * res)
 
     def cost_at(self, xy: np.ndarray) -> np.ndarray:
         """Cost-to-goal (m) at odom points, bilinear; NaN where the field is undefined."""
@@ -279,29 +353,39 @@ class NavigationGrid:
         """
         if self.field is None or self.origin is None or self.field_goal is None:
             return None
-        res = self.config.resolution
         cell = self.to_cell(np.array([robot_xy]))[0]
-        i, j = int(cell[0]), int(cell[1])
-        if not (0 <= i < self.cells and 0 <= j < self.cells) or not np.isfinite(self.field[i, j]):
+        descent = self._descent(self.field, (int(cell[0]), int(cell[1])), length)
+        if descent is None:
             return None
-        cells = [(i, j)]
-        travelled = 0.0
-        reached_goal = False
-        while travelled < length:
-            best, best_value = None, self.field[i, j]
-            for di, dj, step in _NEIGHBOURS:
-                ni, nj = i + di, j + dj
-                if 0 <= ni < self.cells and 0 <= nj < self.cells:
-                    value = self.field[ni, nj]
-                    if np.isfinite(value) and value < best_value:
-                        best, best_value = (ni, nj, step), value
-            if best is None:
-                reached_goal = True
-                break
-            i, j = best[0], best[1]
-            cells.append((i, j))
-            travelled += best[2] * res
-        points = self.origin + (np.asarray(cells, dtype=np.float64) + 0.5) * res
+        cells, reached_goal = descent
+        points = self.origin + (np.asarray(cells, dtype=np.float64) + 0.5) * self.config.resolution
         if reached_goal:
             points = np.vstack((points, np.asarray(self.field_goal, dtype=np.float64)))
         return points
+
+    def _descent(
+        self, field: np.ndarray, start: tuple[int, int], length: float
+    ) -> tuple[list[tuple[int, int]], bool] | None:
+        """Cells of the steepest descent of `field` from `start`, up to `length` m, and
+        whether it ended at the field's minimum (the goal); None where `field` is undefined
+        at `start`."""
+        i, j = start
+        if not (0 <= i < self.cells and 0 <= j < self.cells) or not np.isfinite(field[i, j]):
+            return None
+        res = self.config.resolution
+        cells = [(i, j)]
+        travelled = 0.0
+        while travelled < length:
+            best, best_value = None, field[i, j]
+            for di, dj, step in _NEIGHBOURS:
+                ni, nj = i + di, j + dj
+                if 0 <= ni < self.cells and 0 <= nj < self.cells:
+                    value = field[ni, nj]
+                    if np.isfinite(value) and value < best_value:
+                        best, best_value = (ni, nj, step), value
+            if best is None:
+                return cells, True
+            i, j = best[0], best[1]
+            cells.append((i, j))
+            travelled += best[2] * res
+        return cells, False

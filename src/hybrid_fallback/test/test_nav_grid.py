@@ -81,11 +81,100 @@ def test_beams_clear_obstacles_that_moved_away():
     assert not grid.occupied[cell[0], cell[1]]
 
 
+def grid_seeing(points: np.ndarray, field_from: NavigationGrid | None = None) -> NavigationGrid:
+    """A grid that saw `points` from the origin, holding `field_from`'s field (if given)."""
+    grid = NavigationGrid(NavGridConfig(size=10.0))
+    grid.update(points, (0.0, 0.0))
+    if field_from is not None:
+        grid.field, grid.field_goal = field_from.field, field_from.field_goal
+    return grid
+
+
+def test_a_replan_keeps_the_route_unless_the_new_one_is_clearly_cheaper():
+    goal = (2.0, 0.0)
+    # The wall's top end is nearer: the route goes over the top.
+    first = grid_seeing(wall_points(1.0, -1.0, 0.9))
+    assert first.compute_field(goal, (0.0, 0.0))
+    assert first.carrot((0.0, 0.0), 0.8)[1] > 0.3
+    # Its bottom end turns out 0.2 m shorter: under it is now a few % cheaper.
+    shorter = wall_points(1.0, -0.8, 0.9)
+    fresh = grid_seeing(shorter, first)
+    assert fresh.compute_field(goal, (0.0, 0.0), keep_route=False)
+    assert fresh.carrot((0.0, 0.0), 0.8)[1] < -0.3
+    kept = grid_seeing(shorter, first)
+    assert not kept.compute_field(goal, (0.0, 0.0))
+    assert kept.carrot((0.0, 0.0), 0.8)[1] > 0.3  # still over the top
+    # 0.5 m shorter: the bottom route is clearly cheaper and replaces it.
+    much_shorter = grid_seeing(wall_points(1.0, -0.5, 0.9), first)
+    assert much_shorter.compute_field(goal, (0.0, 0.0))
+    assert much_shorter.carrot((0.0, 0.0), 0.8)[1] < -0.3
+    # Without hysteresis every replan takes the cheapest route.
+    eager = NavigationGrid(NavGridConfig(size=10.0, route_hysteresis=0.0))
+    eager.update(shorter, (0.0, 0.0))
+    eager.field, eager.field_goal = first.field, first.field_goal
+    assert eager.compute_field(goal, (0.0, 0.0))
+    assert eager.carrot((0.0, 0.0), 0.8)[1] < -0.3
+
+
+def door(half_width: float) -> np.ndarray:
+    """A wall at x = 1 with a door centred on y = 0.05 (a cell centre) between exact jambs."""
+    centre = 0.05
+    return np.vstack(
+        (
+            wall_points(1.0, -2.4, centre - half_width),
+            [[1.0, centre - half_width], [1.0, centre + half_width]],
+            wall_points(1.0, centre + half_width + 0.02, 2.4),
+        )
+    )
+
+
+def test_a_door_whose_width_wavers_at_the_lethal_line_keeps_the_route_through_it():
+    goal = (2.0, 0.05)
+    grid = NavigationGrid(NavGridConfig(size=10.0))
+    inflation = grid.config.inflation_radius
+    # The door's centre cells are 0.216 m from the jambs: clear of the 0.19 m lethal line.
+    grid.update(door(0.21), (0.0, 0.0))
+    assert grid.compute_field(goal, (0.0, 0.0))
+    path = grid.path((0.0, 0.0), 5.0)
+    assert abs(path[np.argmin(np.abs(path[:, 0] - 1.0)), 1] - 0.05) < 1e-9
+    # Seen from elsewhere the jambs measure 3 cm closer: 0.187 m, lethal by 3 mm.
+    grid.update(door(0.18), (0.0, 0.0))
+    assert inflation - grid.config.route_tolerance < math.hypot(0.05, 0.18) < inflation
+    assert not grid.compute_field(goal, (0.0, 0.0))  # the route through the door stays
+    # A door that really is too narrow (0.158 m) gives the route up.
+    grid.update(door(0.15), (0.0, 0.0))
+    assert grid.compute_field(goal, (0.0, 0.0))
+
+
+def test_after_a_recovery_the_route_is_chosen_afresh():
+    guidance = GuidanceConfig(stuck_time=1.0, recovery_time=0.5, replan_period=0.2)
+    controller = FallbackController(guidance=guidance)
+    kept_routes = []
+    plan = controller.grid.compute_field
+
+    def recording(goal, robot, keep_route=True):
+        kept_routes.append((controller.recoveries, keep_route))
+        return plan(goal, robot, keep_route)
+
+    controller.grid.compute_field = recording
+    wall = wall_points(0.3, -0.6, 0.6)
+    for step in range(40):  # wedged: one recovery after 1 s
+        controller.compute(wall, (0.0, 0.0, 0.0), (3.0, 0.0), (0.0, 0.0), step * 0.05)
+    assert controller.recoveries == 1
+    first_after = next(i for i, (recoveries, _) in enumerate(kept_routes) if recoveries == 1)
+    assert kept_routes[first_after][1] is False
+    assert all(keep for recoveries, keep in kept_routes if recoveries == 0)
+    assert all(keep for _, keep in kept_routes[first_after + 1 :])
+
+
 def test_invalid_grid_config_is_rejected():
     with pytest.raises(ValueError):
         NavigationGrid(NavGridConfig(resolution=0.0))
     with pytest.raises(ValueError):
         NavigationGrid(NavGridConfig(inflation_radius=0.5, proximity_radius=0.2))
+    for name in ("route_hysteresis", "route_tolerance"):
+        with pytest.raises(ValueError, match=name):
+            NavigationGrid(NavGridConfig(**{name: -0.1}))
 
 
 def test_guided_controller_escapes_a_trap_plain_dwa_gets_stuck_in():

@@ -430,13 +430,22 @@ def _validate_gate(gate: GateRecord, source: str) -> None:
         ) from None
 
 
+# Grid fields added after cards with a grid goal were first written, and the value that
+# reproduces the behaviour such a card's policy was trained with (no route hysteresis).
+_GRID_FIELDS_BEFORE_THEY_EXISTED = {"route_hysteresis": 0.0, "route_tolerance": 0.0}
+
+
 def _grid_config(data: Any, source: str) -> NavGridConfig:
-    """A navigation grid config from a card mapping that names every field."""
+    """A navigation grid config from a card mapping that names every field (a card
+    written before a field existed gets the value that reproduces its behaviour)."""
     path = "observation.goal.grid"
     names = [f.name for f in fields(NavGridConfig)]
     grid = _section(data, path, source, set(names))
     values: dict[str, Any] = {}
     for item in fields(NavGridConfig):
+        if item.name not in grid and item.name in _GRID_FIELDS_BEFORE_THEY_EXISTED:
+            values[item.name] = _GRID_FIELDS_BEFORE_THEY_EXISTED[item.name]
+            continue
         value = _require(grid, item.name, path, source)
         if type(item.default) is int:
             values[item.name] = _integer(value, f"{path}.{item.name}", source)

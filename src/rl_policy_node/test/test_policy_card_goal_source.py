@@ -55,6 +55,16 @@ def test_a_goal_card_writes_and_reads_as_before():
     assert PolicyCard.from_json(json.dumps(data)) == card
 
 
+def test_a_card_written_before_route_hysteresis_keeps_its_routes_as_trained():
+    data = card_data(waypoint_card())
+    for name in ("route_hysteresis", "route_tolerance"):
+        del data["observation"]["goal"]["grid"][name]
+    grid = PolicyCard.from_json(json.dumps(data)).observation.goal.grid
+    assert grid.route_hysteresis == 0.0 and grid.route_tolerance == 0.0
+    assert grid.inflation_radius == GRID.inflation_radius  # the named fields as written
+    assert GRID.route_hysteresis > 0.0  # a card written now records today's default
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
