@@ -6,7 +6,8 @@ reason, whether the mode switched). Time is always passed in explicitly.
 Modes: POLICY, FALLBACK, TELEOP, IDLE (no goal or goal reached), STOPPED (nothing healthy).
 
 - POLICY -> FALLBACK when the policy reports inactive, its command is older than
-  `policy_timeout`, it made less than `min_progress` toward the goal over `stall_window`, or
+  `policy_timeout`, it made less than `min_progress` toward the goal over `stall_window`
+  (along the fallback's route when `stall_along_route`, else in a straight line), or
   the fraction of `safety/scale` samples below `intervention_scale_threshold` over
   `intervention_window` (judged once the policy has driven for a full window, with at
   least `intervention_min_samples` samples) exceeds `max_intervention_rate`. Silence,
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from enum import StrEnum
 
@@ -86,6 +88,7 @@ class ArbiterConfig:
     healthy_age_fraction: float = 0.5
     fallback_recover_time: float = 0.5
     on_policy_disabled: str = "fallback"
+    stall_along_route: bool = True  # progress measured along the fallback's route
 
     def validate(self) -> None:
         """Raise ValueError naming the first invalid value."""
@@ -123,6 +126,10 @@ class ArbiterInputs:
     last_teleop_time: float | None = None  # arrival of the last valid `cmd_vel_teleop`
     fallback_healthy: bool = True  # the DWA has a fresh usable scan and odometry
     fallback_status: str = "ok"  # why the fallback is unhealthy
+    position: tuple[float, float] | None = None  # the robot in the goal's frame
+    # Distance to the goal along the current route at a position (NaN: unknown); with
+    # `stall_along_route`, progress is judged with it, both ends on today's route.
+    route_distance: Callable[[tuple[float, float]], float] | None = None
 
 
 @dataclass(frozen=True)
@@ -163,7 +170,8 @@ class Arbiter:
         self._healthy_since: float | None = None
         self._fallback_healthy_since: float | None = None
         self._policy_since = now
-        self._progress: deque[tuple[float, float]] = deque()
+        # (time, straight-line distance to the goal, position) of recent policy updates
+        self._progress: deque[tuple[float, float, tuple[float, float] | None]] = deque()
         self._scales: deque[tuple[float, float]] = deque()
         self._last_update = now
         self.time_in_mode: dict[Mode, float] = {mode: 0.0 for mode in Mode}
@@ -401,7 +409,7 @@ class Arbiter:
                 f"(> policy_timeout {cfg.policy_timeout:g} s)",
                 True,
             )
-        stall = self._stall(inputs.goal_distance, now)
+        stall = self._stall(inputs, now)
         if stall is not None:
             return stall, True
         rate, count = self.intervention_rate(now)
@@ -419,27 +427,45 @@ class Arbiter:
             )
         return None
 
-    def _stall(self, distance: float, now: float) -> str | None:
-        """A reason when the policy made too little progress over the stall window."""
+    def _stall(self, inputs: ArbiterInputs, now: float) -> str | None:
+        """A reason when the policy made too little progress over the stall window.
+
+        Progress is the drop of the distance to the goal: along the fallback's current
+        route when `stall_along_route` and the route covers both ends (a policy heading
+        into a dead end toward the goal makes none), else in a straight line.
+        """
         cfg = self.config
+        distance = inputs.goal_distance
         if not math.isfinite(distance):
             return None
-        self._progress.append((now, distance))
+        self._progress.append((now, distance, inputs.position))
         horizon = now - cfg.stall_window
         # Keep exactly one sample at or before the window start as the reference.
         while len(self._progress) >= 2 and self._progress[1][0] <= horizon:
             self._progress.popleft()
         if now - self._policy_since < cfg.stall_window - 1e-9:
             return None
-        then, distance_then = self._progress[0]
+        then, distance_then, position_then = self._progress[0]
         if then > horizon + 1e-9:
             return None
+        measure = "toward the goal"
+        if (
+            cfg.stall_along_route
+            and inputs.route_distance is not None
+            and inputs.position is not None
+            and position_then is not None
+        ):
+            route_then = inputs.route_distance(position_then)
+            route_now = inputs.route_distance(inputs.position)
+            if math.isfinite(route_then) and math.isfinite(route_now):
+                distance_then, distance = route_then, route_now
+                measure = "along the route to the goal"
         progress = distance_then - distance
         # Close to the goal less than min_progress may be left to make.
         required = min(cfg.min_progress, 0.5 * distance_then)
         if progress < required:
             return (
-                f"no progress: {progress:.2f} m toward the goal in {now - then:.1f} s "
+                f"no progress: {progress:.2f} m {measure} in {now - then:.1f} s "
                 f"(< min_progress {required:.2f} m)"
             )
         return None

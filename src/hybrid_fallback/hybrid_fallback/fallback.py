@@ -154,12 +154,9 @@ class FallbackController:
             return self.planner.compute(points, goal_base, velocity, moving=moving, **unseen)
 
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-        rotation = np.array([[cos_yaw, -sin_yaw], [sin_yaw, cos_yaw]])
-        self.grid.update(pts @ rotation.T + (x, y), (x, y))
         goal_key = (float(goal[0]), float(goal[1]))
         if now < self._last_call:
             # The clock went back: timers set on the old clock would wait it out.
-            self._planned_at = -math.inf
             self._recovering_until = -math.inf
             self._anchor = None
         if goal_key != self._planned_goal or now - self._last_call > 1.0:
@@ -167,12 +164,7 @@ class FallbackController:
             self._anchor = None
             self._recovering_until = -math.inf
         self._last_call = now
-        if goal_key != self._planned_goal or now - self._planned_at >= self.guidance.replan_period:
-            # After a recovery the route it was stuck on is not kept for its own sake.
-            keep_route = self._route_recoveries == self.recoveries
-            self.grid.compute_field(goal_key, (x, y), keep_route=keep_route)
-            self._planned_goal, self._planned_at = goal_key, now
-            self._route_recoveries = self.recoveries
+        self.observe(pts, pose, goal_key, now)
 
         if self._stuck(x, y, now):
             return self._recover(pts, goal_base, velocity, moving, **unseen)
@@ -197,6 +189,38 @@ class FallbackController:
             moving=moving,
             **unseen,
         )
+
+    def observe(
+        self,
+        points: np.ndarray,
+        pose: tuple[float, float, float],
+        goal: tuple[float, float],
+        now: float,
+    ) -> None:
+        """Remember the scan `points` (base frame) seen at `pose` (odom) and replan the route
+        to `goal` when it is new or `replan_period` old; `compute` does this itself, and the
+        supervisor calls it while another source drives, so the route stays current."""
+        x, y, yaw = (float(value) for value in pose)
+        cos_yaw, sin_yaw = math.cos(yaw), math.sin(yaw)
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        rotation = np.array([[cos_yaw, -sin_yaw], [sin_yaw, cos_yaw]])
+        self.grid.update(pts @ rotation.T + (x, y), (x, y))
+        goal_key = (float(goal[0]), float(goal[1]))
+        if now < self._planned_at:
+            self._planned_at = -math.inf  # the clock went back
+        if goal_key != self._planned_goal or now - self._planned_at >= self.guidance.replan_period:
+            # After a recovery the route it was stuck on is not kept for its own sake.
+            keep_route = self._route_recoveries == self.recoveries
+            self.grid.compute_field(goal_key, (x, y), keep_route=keep_route)
+            self._planned_goal, self._planned_at = goal_key, now
+            self._route_recoveries = self.recoveries
+
+    def route_distance(self, goal: tuple[float, float], xy: tuple[float, float]) -> float:
+        """Cost-to-goal (m along the current route, dearer near obstacles) at odom `xy`;
+        NaN without grid guidance, without a route to `goal` or outside its field."""
+        if not self.guidance.enabled or self.grid.field_goal != (float(goal[0]), float(goal[1])):
+            return math.nan
+        return float(self.grid.cost_at(np.array([xy], dtype=np.float64))[0])
 
     def _recover(
         self,

@@ -41,6 +41,11 @@ PARAMETERS: dict[str, ParameterSpec] = {
     "min_progress": ParameterSpec(
         0.1, "Progress toward the goal required per stall_window (m)", (0.0, 10.0)
     ),
+    "stall_along_route": ParameterSpec(
+        True,
+        "Measure the policy's progress along the fallback's navigation-grid route (a drive "
+        "into a dead end toward the goal is no progress); false: in a straight line",
+    ),
     "intervention_window": ParameterSpec(
         5.0, "Window of the safety intervention rate (s)", (0.1, 600.0)
     ),
@@ -216,6 +221,7 @@ def build_hybrid_config(values: Mapping[str, object]) -> HybridConfig:
         goal_tolerance=_number(values, "goal_tolerance"),
         stall_window=_number(values, "stall_window"),
         min_progress=_number(values, "min_progress"),
+        stall_along_route=_flag(values, "stall_along_route"),
         intervention_window=_number(values, "intervention_window"),
         intervention_scale_threshold=_number(values, "intervention_scale_threshold"),
         max_intervention_rate=_number(values, "max_intervention_rate"),

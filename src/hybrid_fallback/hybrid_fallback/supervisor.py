@@ -10,6 +10,7 @@ DWA fallback's, or zero.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections import Counter
@@ -243,6 +244,16 @@ class HybridSupervisor:
         self._last_step_time = now
         healthy, status = self.fallback_health(now)
         self.fallback_status = status
+        route_distance = None
+        if self.arbiter.config.stall_along_route and self.goal is not None:
+            fallback_drives = (
+                self.decision is not None and self.decision.source is CommandSource.FALLBACK
+            )
+            if healthy and not fallback_drives and self.scan is not None and self.pose is not None:
+                # While another source drives, the fallback keeps its map and route current:
+                # the stall check measures along it, and a take-over starts from it.
+                self.controller.observe(self.scan.points, self.pose, self.goal, now)
+            route_distance = functools.partial(self.controller.route_distance, self.goal)
         inputs = ArbiterInputs(
             goal_id=self.goal_id,
             goal_distance=self.goal_distance(),
@@ -251,6 +262,8 @@ class HybridSupervisor:
             last_teleop_time=self.teleop_time,
             fallback_healthy=healthy,
             fallback_status=status,
+            position=None if self.pose is None else (self.pose[0], self.pose[1]),
+            route_distance=route_distance,
         )
         self.decision = self.arbiter.update(inputs, now)
         return self.decision

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -196,6 +197,44 @@ def test_slow_progress_below_min_progress_is_a_stall():
     driver.step(5.5)
     assert driver.arbiter.mode is Mode.FALLBACK
     assert "no progress: 0.15 m" in driver.switches()[-1].reason
+
+
+class RouteDriver(Driver):
+    """The robot closes on the goal in a straight line while, on the fallback's route
+    (around a dead end's wall), its distance stays the same: it is driving into the trap."""
+
+    def __init__(self, route_known: bool = True, **config: object) -> None:
+        super().__init__(**config)
+        self.route_known = route_known
+        self.route_calls = 0
+
+    def route_distance(self, position: tuple[float, float]) -> float:
+        self.route_calls += 1
+        return 12.0 if self.route_known else math.nan
+
+    def inputs(self) -> ArbiterInputs:
+        return dataclasses.replace(
+            super().inputs(),
+            position=(50.0 - self.distance, 0.0),
+            route_distance=self.route_distance,
+        )
+
+
+def test_closing_in_a_straight_line_into_a_dead_end_is_no_progress_along_the_route():
+    driver = RouteDriver()
+    driver.step()
+    assert driver.arbiter.mode is Mode.POLICY
+    driver.step(5.1)  # 1 m closer in a straight line, none along the route
+    decision = driver.switches()[-1]
+    assert decision.mode is Mode.FALLBACK
+    assert decision.reason.startswith("no progress: 0.00 m along the route to the goal in 5.0 s")
+    assert driver.route_calls > 0
+
+
+def test_straight_line_progress_counts_without_a_route_or_with_the_check_off():
+    for driver in (RouteDriver(route_known=False), RouteDriver(stall_along_route=False)):
+        driver.step(20.0)
+        assert driver.arbiter.mode is Mode.POLICY, driver.switches()[-1].reason
 
 
 def feed_scales(driver: Driver, pattern: list[float], duration: float) -> None:

@@ -218,6 +218,26 @@ def test_the_step_hands_the_arbiter_what_it_needs():
     assert sup.step(0.15).mode is Mode.FALLBACK
 
 
+def test_while_the_policy_drives_the_fallback_keeps_its_route_for_the_stall_check():
+    sup = supervisor()
+    ready(sup, 0.1)
+    sup.receive_scan([1.0] * 360, *FULL_CIRCLE, 0.12, 3.5, 0.1)  # a ring of obstacles at 1 m
+    sup.receive_policy_active(True)
+    sup.receive_policy_cmd(0.1, 0.0, 0.1)
+    assert sup.step(0.1).mode is Mode.POLICY
+    grid = sup.controller.grid
+    assert grid.field_goal == (5.0, 0.0) and grid.occupied.any()  # mapped and routed
+    route = sup.controller.route_distance((5.0, 0.0), (0.0, 0.0))
+    assert route > 5.0  # the goal lies beyond the ring: the route is longer than 5 m
+    assert math.isnan(sup.controller.route_distance((9.0, 9.0), (0.0, 0.0)))  # other goal
+    plain = supervisor(stall_along_route=False)
+    ready(plain, 0.1)
+    plain.receive_policy_active(True)
+    plain.receive_policy_cmd(0.1, 0.0, 0.1)
+    assert plain.step(0.1).mode is Mode.POLICY
+    assert plain.controller.grid.field_goal is None  # nothing routed while the policy drives
+
+
 def test_the_command_comes_from_the_decisions_source():
     sup = supervisor()
     now = 1.0
