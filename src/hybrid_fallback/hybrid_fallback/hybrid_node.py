@@ -204,6 +204,8 @@ class HybridFallbackNode(Node):
         msg = Twist()
         msg.linear.x, msg.angular.z = float(linear), float(angular)
         self.cmd_pub.publish(msg)
+        if not on_event:
+            self.supervisor.update_route(now)
 
     # ------------------------------------------------------------------ outputs
 

@@ -246,13 +246,6 @@ class HybridSupervisor:
         self.fallback_status = status
         route_distance = None
         if self.arbiter.config.stall_along_route and self.goal is not None:
-            fallback_drives = (
-                self.decision is not None and self.decision.source is CommandSource.FALLBACK
-            )
-            if healthy and not fallback_drives and self.scan is not None and self.pose is not None:
-                # While another source drives, the fallback keeps its map and route current:
-                # the stall check measures along it, and a take-over starts from it.
-                self.controller.observe(self.scan.points, self.pose, self.goal, now)
             route_distance = functools.partial(self.controller.route_distance, self.goal)
         inputs = ArbiterInputs(
             goal_id=self.goal_id,
@@ -267,6 +260,18 @@ class HybridSupervisor:
         )
         self.decision = self.arbiter.update(inputs, now)
         return self.decision
+
+    def update_route(self, now: float) -> None:
+        """While another source drives, let the fallback map the latest scan and replan its
+        route (`stall_along_route`): the stall check measures along it and a take-over
+        starts from it. Call it after the command went out: a replan takes milliseconds."""
+        if not self.arbiter.config.stall_along_route or self.goal is None:
+            return
+        if self.scan is None or self.pose is None or not self.fallback_health(now)[0]:
+            return
+        if self.decision is not None and self.decision.source is CommandSource.FALLBACK:
+            return  # the fallback's own command did it
+        self.controller.observe(self.scan.points, self.pose, self.goal, now)
 
     def command(self, decision: Decision, now: float) -> Velocity:
         """The command of the decision's source: policy, teleop, the DWA, or zero."""

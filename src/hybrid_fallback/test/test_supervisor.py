@@ -226,6 +226,8 @@ def test_while_the_policy_drives_the_fallback_keeps_its_route_for_the_stall_chec
     sup.receive_policy_cmd(0.1, 0.0, 0.1)
     assert sup.step(0.1).mode is Mode.POLICY
     grid = sup.controller.grid
+    assert grid.field_goal is None  # the step itself does not plan: the command comes first
+    sup.update_route(0.1)
     assert grid.field_goal == (5.0, 0.0) and grid.occupied.any()  # mapped and routed
     route = sup.controller.route_distance((5.0, 0.0), (0.0, 0.0))
     assert route > 5.0  # the goal lies beyond the ring: the route is longer than 5 m
@@ -235,6 +237,7 @@ def test_while_the_policy_drives_the_fallback_keeps_its_route_for_the_stall_chec
     plain.receive_policy_active(True)
     plain.receive_policy_cmd(0.1, 0.0, 0.1)
     assert plain.step(0.1).mode is Mode.POLICY
+    plain.update_route(0.1)
     assert plain.controller.grid.field_goal is None  # nothing routed while the policy drives
 
 

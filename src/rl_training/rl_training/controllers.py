@@ -315,6 +315,7 @@ class StackController(Controller):
         decision = supervisor.step(now)
         self._count(decision, env.dt)
         v, w, intervened = self.safety.filtered(env, *supervisor.command(decision, now))
+        supervisor.update_route(now)  # after the command, as the node does
         assert self.safety.last_output is not None
         self._scale = (now, self.safety.last_output.scale)
         self.last_step = {
