@@ -28,6 +28,7 @@ from rcl_interfaces.srv import GetParameters, SetParameters, SetParametersAtomic
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter, parameter_value_to_python
 from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Bool, String, UInt32
 from std_srvs.srv import Trigger
 
@@ -232,6 +233,15 @@ class StackProbe:
             values["message"] = status.message
             values["received_at"] = f"{self.sim_mono:.3f}"
             self.diagnostics[status.name] = values
+
+    def watch_scan(self) -> None:
+        """Also note when each scan arrives (`last_scan_at`, sim_mono); off by default, as
+        360-beam scans at 10 Hz cost the probe's executor time."""
+        self.last_scan_at = math.nan
+        self.node.create_subscription(LaserScan, topics.SCAN, self._on_scan, SENSOR_DATA)
+
+    def _on_scan(self, msg: LaserScan) -> None:
+        self.last_scan_at = self.sim_mono
 
     # ------------------------------------------------------------------ queries
 

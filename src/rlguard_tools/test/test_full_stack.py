@@ -145,16 +145,26 @@ def test_estop_zeroes_the_output_until_reset(stack):
 def test_stopping_the_simulator_scan_zeroes_cmd_vel(stack):
     """The lidar goes silent (sim fault injection): the safety controller stops the robot."""
     runner, probe = stack(model_path="")
-    assert probe.spin_until(lambda: any(abs(v) > 0.05 for _, v, _ in probe.cmd_vel), 40.0)
+    probe.watch_scan()
+
+    def driving_and_scanned() -> bool:
+        moving = any(abs(v) > 0.05 for _, v, _ in probe.cmd_vel)
+        return moving and probe.last_scan_at > probe.sim_mono - 0.5  # matched and current
+
+    assert probe.spin_until(driving_and_scanned, 40.0)
     sim_parameters = probe.parameter_client("mujoco_sim")
-    stopped = probe.sim_mono
+    asked = probe.sim_mono
     assert probe.set_parameter(sim_parameters, "sensor_fault", "no_scan")
 
     def zero_since_stop() -> bool:
-        return any(t > stopped and v == 0.0 and w == 0.0 for t, v, w in probe.cmd_vel)
+        return any(t > asked and v == 0.0 and w == 0.0 for t, v, w in probe.cmd_vel)
 
     assert probe.spin_until(zero_since_stop, 5.0), probe.cmd_vel[-5:]
     probe.spin_until(lambda: False, 1.5)
+    # The stack's timeouts run from the last scan it received, not from the parameter
+    # call: the simulator applies the fault when it serves the call, later on a busy CPU.
+    stopped = probe.last_scan_at
+    assert stopped < probe.sim_mono - 1.0, (asked, stopped)  # the scans did stop
     # The stop is the start of the zero run that lasts to the end (the DWA's own
     # commands may pass through zero before the scan counts as stale).
     since = [(t, v, w) for t, v, w in probe.cmd_vel if t > stopped]
