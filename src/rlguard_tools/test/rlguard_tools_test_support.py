@@ -167,6 +167,7 @@ class StackProbe:
         self.sim_now = 0.0
         self.sim_mono = 0.0
         self.clock_jumps: list[tuple[float, float]] = []  # (sim_mono, jump in s) per jump back
+        self.last_scan_at = math.nan  # sim_mono of the last scan, once `watch_scan` was called
         self._last_clock: float | None = None
         self.diagnostics: dict[str, dict[str, str]] = {}
         node = self.node
@@ -237,7 +238,6 @@ class StackProbe:
     def watch_scan(self) -> None:
         """Also note when each scan arrives (`last_scan_at`, sim_mono); off by default, as
         360-beam scans at 10 Hz cost the probe's executor time."""
-        self.last_scan_at = math.nan
         self.node.create_subscription(LaserScan, topics.SCAN, self._on_scan, SENSOR_DATA)
 
     def _on_scan(self, msg: LaserScan) -> None:
