@@ -71,6 +71,7 @@ class FallbackController:
         self._last_call = -math.inf
         self.recoveries = 0
         self._route_recoveries = 0  # recoveries when the route was last chosen
+        self._mapped_scan: object | None = None  # `scan_id` of the scan last put on the grid
 
     @property
     def planner(self) -> DwaPlanner:
@@ -126,6 +127,7 @@ class FallbackController:
         self._planned_goal = None
         self._anchor = None
         self._recovering_until = -math.inf
+        self._mapped_scan = None
 
     def compute(
         self,
@@ -137,8 +139,12 @@ class FallbackController:
         moving: np.ndarray | None = None,
         observed_sector: ObservedSector | None = None,
         unobserved_edges: np.ndarray | None = None,
+        scan_id: object | None = None,
+        scan_pose: tuple[float, float, float] | None = None,
     ) -> DwaResult:
         """Command for the robot at `pose` (odom) with scan `points` (base frame).
+
+        `scan_id` and `scan_pose`: see `observe`.
 
         `moving`: tracked moving obstacles for the DWA (see `DwaPlanner.compute`).
         `observed_sector`: the scan's angular coverage (`ObservedSector.from_scan`; None for
@@ -164,7 +170,7 @@ class FallbackController:
             self._anchor = None
             self._recovering_until = -math.inf
         self._last_call = now
-        self.observe(pts, pose, goal_key, now)
+        self.observe(pts, pose, goal_key, now, scan_id, scan_pose)
 
         if self._stuck(x, y, now):
             return self._recover(pts, goal_base, velocity, moving, **unseen)
@@ -196,15 +202,28 @@ class FallbackController:
         pose: tuple[float, float, float],
         goal: tuple[float, float],
         now: float,
+        scan_id: object | None = None,
+        scan_pose: tuple[float, float, float] | None = None,
     ) -> None:
-        """Remember the scan `points` (base frame) seen at `pose` (odom) and replan the route
+        """Remember the scan `points` (base frame) and replan the route from `pose` (odom)
         to `goal` when it is new or `replan_period` old; `compute` does this itself, and the
-        supervisor calls it while another source drives, so the route stays current."""
-        x, y, yaw = (float(value) for value in pose)
-        cos_yaw, sin_yaw = math.cos(yaw), math.sin(yaw)
-        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-        rotation = np.array([[cos_yaw, -sin_yaw], [sin_yaw, cos_yaw]])
-        self.grid.update(pts @ rotation.T + (x, y), (x, y))
+        supervisor calls it while another source drives, so the route stays current.
+
+        The points are put on the grid as seen from `scan_pose` (default `pose`), the pose
+        the robot had when the scan was taken. With `scan_id` (any value naming the scan) a
+        scan already on the grid is not put there again: the scan comes at the lidar's rate,
+        slower than the control ticks, and the same points placed from a later pose land
+        off their obstacles (0.1 m at 2.5 m after a 2-degree turn), drawing phantom
+        obstacles into doors and corridors.
+        """
+        if scan_id is None or scan_id != self._mapped_scan:
+            self._mapped_scan = scan_id
+            sx, sy, syaw = (float(value) for value in (scan_pose or pose))
+            cos_yaw, sin_yaw = math.cos(syaw), math.sin(syaw)
+            pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+            rotation = np.array([[cos_yaw, -sin_yaw], [sin_yaw, cos_yaw]])
+            self.grid.update(pts @ rotation.T + (sx, sy), (sx, sy))
+        x, y = float(pose[0]), float(pose[1])
         goal_key = (float(goal[0]), float(goal[1]))
         if now < self._planned_at:
             self._planned_at = -math.inf  # the clock went back

@@ -10,9 +10,13 @@ for the path cost only (so a path may lead through space not yet seen); it is ne
 licence to move: the DWA refuses motion into space the current scan did not observe.
 
 The grid lives in the odom frame. Each scan marks its hit cells and clears the cells along
-its beams before the hit, so obstacles that moved away are forgotten. Only beams with a
-return clear anything: a beam without one (NaN, +inf) and directions outside the field of
-view leave the grid as it was.
+its beams before the hit, so obstacles that moved away are forgotten: an occupied cell is
+cleared only by a beam passing within `clear_radius` of the obstacle point remembered there
+(the beam went through where the obstacle was) while no point of the same scan lies within a
+cell of it, not by one grazing the cell's free part past an obstacle's edge, which would
+open phantom gaps that close again from the next viewpoint.
+Only beams with a return clear anything: a beam without one (NaN, +inf) and directions
+outside the field of view leave the grid as it was.
 """
 
 from __future__ import annotations
@@ -113,12 +117,23 @@ class NavGridConfig:
     # not swap the route at every replan.
     route_hysteresis: float = 0.1
     route_tolerance: float = 0.02
+    # m: a beam sample this close to an occupied cell's remembered point clears the cell
+    # (>= resolution * sqrt(2): any beam through the cell clears it).
+    clear_radius: float = 0.04
 
     def validate(self) -> None:
         """Raise ValueError naming the first invalid value."""
         if self.clear_beams < 1:
             raise ValueError("clear_beams must be >= 1")
-        names = ("resolution", "size", "lethal_cost", "search_margin", "clear_step", "clear_range")
+        names = (
+            "resolution",
+            "size",
+            "lethal_cost",
+            "search_margin",
+            "clear_step",
+            "clear_range",
+            "clear_radius",
+        )
         for name in names:
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0.0:
@@ -194,9 +209,20 @@ class NavigationGrid:
             # Free samples stop a cell short of the hit so the hit cell itself stays marked.
             keep = steps[None, :] < (lengths[:, None] - cfg.resolution)
             unit = rel / np.maximum(lengths, 1e-9)[:, None]
-            samples = sensor + unit[:, None, :] * steps[None, :, None]
-            free = self.to_cell(samples[keep])
-            free = free[self._inside(free)]
+            samples = (sensor + unit[:, None, :] * steps[None, :, None])[keep]
+            free = self.to_cell(samples)
+            inside = self._inside(free)
+            free, samples = free[inside], samples[inside]
+            i, j = free[:, 0], free[:, 1]
+            near_hit = np.hypot(samples[:, 0] - self.hit_x[i, j], samples[:, 1] - self.hit_y[i, j])
+            passed = self.occupied[i, j] & (near_hit <= cfg.clear_radius)
+            if passed.any():
+                # A point this scan still sees an obstacle beside is kept: a beam grazing an
+                # edge passes close to the edge points remembered from other viewpoints.
+                remembered = np.column_stack((self.hit_x[i, j], self.hit_y[i, j]))[passed]
+                seen = np.hypot(*(remembered[:, None, :] - pts[None, :, :]).transpose(2, 0, 1))
+                passed[np.flatnonzero(passed)] = seen.min(axis=1) > cfg.resolution
+            free = free[~self.occupied[i, j] | passed]
             self.occupied[free[:, 0], free[:, 1]] = False
         hits = self.to_cell(pts)
         inside = self._inside(hits)

@@ -77,6 +77,8 @@ class HybridSupervisor:
         self.scan: ScanPoints | None = None
         self.observed_sector: ObservedSector | None = None  # None: the full circle
         self.scan_time: float | None = None
+        self.scan_count = 0  # valid scans received: names the latest one for the grid
+        self.scan_pose: tuple[float, float, float] | None = None  # odometry at its arrival
         self.pose: tuple[float, float, float] | None = None  # x, y, yaw in odom
         self.velocity: Velocity = (0.0, 0.0)
         self.odom_time: float | None = None
@@ -162,7 +164,8 @@ class HybridSupervisor:
         range_max: float,
         now: float,
     ) -> None:
-        """Latch a valid scan (LaserScan fields) as obstacle points in the base frame."""
+        """Latch a valid scan (LaserScan fields) as obstacle points in the base frame, and
+        the latest odometry as the pose it was taken from."""
         mount = self.config.lidar_mount
         beams = np.asarray(ranges, dtype=np.float64)
         self.scan = scan_to_points(
@@ -172,6 +175,8 @@ class HybridSupervisor:
             angle_min, angle_increment, len(beams), mount.x, mount.y, mount.yaw
         )
         self.scan_time = now
+        self.scan_count += 1
+        self.scan_pose = self.pose
 
     def receive_odom(
         self,
@@ -271,7 +276,9 @@ class HybridSupervisor:
             return
         if self.decision is not None and self.decision.source is CommandSource.FALLBACK:
             return  # the fallback's own command did it
-        self.controller.observe(self.scan.points, self.pose, self.goal, now)
+        self.controller.observe(
+            self.scan.points, self.pose, self.goal, now, self.scan_count, self.scan_pose
+        )
 
     def command(self, decision: Decision, now: float) -> Velocity:
         """The command of the decision's source: policy, teleop, the DWA, or zero."""
@@ -296,6 +303,8 @@ class HybridSupervisor:
             now,
             observed_sector=self.observed_sector,
             unobserved_edges=self.scan.frontier,
+            scan_id=self.scan_count,
+            scan_pose=self.scan_pose,
         )
         elapsed = self._perf_counter() - started
         self.dwa_time_last = elapsed

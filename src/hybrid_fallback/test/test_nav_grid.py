@@ -81,6 +81,33 @@ def test_beams_clear_obstacles_that_moved_away():
     assert not grid.occupied[cell[0], cell[1]]
 
 
+def test_a_beam_grazing_past_an_edge_does_not_clear_the_edge():
+    # An edge point seen at (1.04, 0.03); a later beam from elsewhere passes 3-7 cm beside
+    # it, through the same cell, to an obstacle behind. The edge is still there.
+    edge = np.array([[1.04, 0.03]])
+    behind = np.array([[2.5, 0.11]])  # the beam from (-0.5, 0.05) passes (1.04, ~0.08)
+    for clear_radius, kept in ((0.04, True), (0.15, False)):  # 0.15: any beam clears a cell
+        grid = NavigationGrid(NavGridConfig(size=10.0, clear_radius=clear_radius))
+        grid.update(edge, (0.0, 0.0))
+        cell = grid.to_cell(edge)[0]
+        grid.update(behind, (-0.5, 0.05))
+        assert grid.occupied[cell[0], cell[1]] == kept
+
+
+def test_a_point_the_same_scan_still_sees_beside_is_not_cleared():
+    edge = np.array([[1.02, 0.05]])
+    grid = NavigationGrid(NavGridConfig(size=10.0))
+    grid.update(edge, (0.0, 0.0))
+    cell = grid.to_cell(edge)[0]
+    through = edge * 3.0  # a beam's hit straight behind the remembered point
+    # One beam passes through the remembered point; another of the same scan hits 8 cm away,
+    # in the next cell.
+    grid.update(np.vstack((through, [[1.02, 0.13]])), (0.0, 0.0))
+    assert grid.occupied[cell[0], cell[1]]
+    grid.update(np.vstack((through, [[1.02, 0.4]])), (0.0, 0.0))  # nothing beside it now
+    assert not grid.occupied[cell[0], cell[1]]
+
+
 def grid_seeing(points: np.ndarray, field_from: NavigationGrid | None = None) -> NavigationGrid:
     """A grid that saw `points` from the origin, holding `field_from`'s field (if given)."""
     grid = NavigationGrid(NavGridConfig(size=10.0))
@@ -175,6 +202,8 @@ def test_invalid_grid_config_is_rejected():
     for name in ("route_hysteresis", "route_tolerance"):
         with pytest.raises(ValueError, match=name):
             NavigationGrid(NavGridConfig(**{name: -0.1}))
+    with pytest.raises(ValueError, match="clear_radius"):
+        NavigationGrid(NavGridConfig(clear_radius=0.0))
 
 
 def test_guided_controller_escapes_a_trap_plain_dwa_gets_stuck_in():
@@ -348,3 +377,31 @@ def test_a_270_degree_lidar_robot_escapes_a_trap_without_reversing_into_what_it_
     assert distance < 0.2
     # Told nothing about the lidar's coverage, the same recovery backs toward the post.
     assert run(None)[1] < 0.0
+
+
+def _wall_cells(controller: FallbackController) -> set[tuple[int, int]]:
+    return {tuple(cell) for cell in np.argwhere(controller.grid.occupied)}
+
+
+def test_a_scan_is_mapped_once_from_the_pose_it_was_taken_at():
+    # A wall 2.5 m ahead, seen from the origin; the robot then turns 0.1 rad (one control
+    # tick at 2 rad/s) before the next scan comes.
+    wall = wall_points(2.5, -1.0, 1.0)
+    turned = (0.0, 0.0, 0.1)
+    goal = (5.0, 0.0)
+    once = FallbackController()
+    once.compute(wall, (0.0, 0.0, 0.0), goal, (0.0, 0.0), 0.0, scan_id=1)
+    seen = _wall_cells(once)
+    once.compute(wall, turned, goal, (0.0, 0.0), 0.05, scan_id=1)  # the same scan
+    assert _wall_cells(once) == seen
+    # Taken at the origin, mapped a tick later from the turned pose: placed as seen.
+    late = FallbackController()
+    late.compute(wall, turned, goal, (0.0, 0.0), 0.05, scan_id=1, scan_pose=(0.0, 0.0, 0.0))
+    assert _wall_cells(late) == seen
+    # Without a scan identity every call maps (the old behaviour): the wall smears 0.25 m.
+    every = FallbackController()
+    every.compute(wall, (0.0, 0.0, 0.0), goal, (0.0, 0.0), 0.0)
+    every.compute(wall, turned, goal, (0.0, 0.0), 0.05)
+    phantom = _wall_cells(every) - seen
+    ys = every.grid.origin[1] + (np.array([j for _, j in phantom]) + 0.5) * 0.1
+    assert phantom and ys.max() > 1.1  # beyond the wall's real end at y = 1

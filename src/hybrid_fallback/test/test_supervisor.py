@@ -312,3 +312,21 @@ def test_diagnostic_values():
     assert values["dropped scan"] == "1"
     assert values[f"rejected_scan_{BEAM_COUNT_MISMATCH}"] == "1"
     assert values["time_in POLICY_s"] == "0.0"
+
+
+def test_a_scan_is_mapped_once_from_the_odometry_it_arrived_with():
+    sup = supervisor()
+    sup.receive_odom((0.0, 0.0), IDENTITY, (0.0, 2.0), 0.1)
+    sup.receive_scan([2.5] * 360, *FULL_CIRCLE, 0.12, 3.5, 0.1)  # a ring at 2.5 m
+    sup.receive_goal("odom", 5.0, 0.0)
+    assert sup.scan_pose == (0.0, 0.0, 0.0) and sup.scan_count == 1
+    sup.fallback_command(0.1)
+    grid = sup.controller.grid
+    ring = grid.occupied.copy()
+    assert ring.any()
+    sup.receive_odom((0.0, 0.0), QUARTER_TURN, (0.0, 2.0), 0.15)  # turned, same scan
+    sup.fallback_command(0.15)
+    sup.update_route(0.15)
+    assert (grid.occupied == ring).all()
+    sup.receive_scan([2.5] * 360, *FULL_CIRCLE, 0.12, 3.5, 0.2)  # the next scan
+    assert sup.scan_pose == pytest.approx((0.0, 0.0, math.pi / 2)) and sup.scan_count == 2

@@ -431,8 +431,13 @@ def _validate_gate(gate: GateRecord, source: str) -> None:
 
 
 # Grid fields added after cards with a grid goal were first written, and the value that
-# reproduces the behaviour such a card's policy was trained with (no route hysteresis).
-_GRID_FIELDS_BEFORE_THEY_EXISTED = {"route_hysteresis": 0.0, "route_tolerance": 0.0}
+# reproduces the behaviour such a card's policy was trained with (no route hysteresis, cells
+# cleared by any beam through them).
+_GRID_FIELDS_BEFORE_THEY_EXISTED = {
+    "route_hysteresis": 0.0,
+    "route_tolerance": 0.0,
+    "clear_radius": 1.0,  # any beam through an occupied cell cleared it
+}
 
 
 def _grid_config(data: Any, source: str) -> NavGridConfig:

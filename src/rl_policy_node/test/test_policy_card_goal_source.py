@@ -57,12 +57,14 @@ def test_a_goal_card_writes_and_reads_as_before():
 
 def test_a_card_written_before_route_hysteresis_keeps_its_routes_as_trained():
     data = card_data(waypoint_card())
-    for name in ("route_hysteresis", "route_tolerance"):
+    for name in ("route_hysteresis", "route_tolerance", "clear_radius"):
         del data["observation"]["goal"]["grid"][name]
     grid = PolicyCard.from_json(json.dumps(data)).observation.goal.grid
     assert grid.route_hysteresis == 0.0 and grid.route_tolerance == 0.0
+    assert grid.clear_radius > GRID.resolution * 2**0.5  # any beam through a cell clears it
     assert grid.inflation_radius == GRID.inflation_radius  # the named fields as written
     assert GRID.route_hysteresis > 0.0  # a card written now records today's default
+    assert GRID.clear_radius < GRID.resolution
 
 
 @pytest.mark.parametrize(

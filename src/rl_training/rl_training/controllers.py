@@ -201,6 +201,8 @@ class DwaController(Controller):
         self.config = self._deployed[key]
         self.guided = fallback_controller(self.config)
         self.guided.reset()
+        self._scan_stamp: float | None = None
+        self._scan_pose: tuple[float, float, float] | None = None
 
     @property
     def kind(self) -> str:
@@ -209,17 +211,26 @@ class DwaController(Controller):
             raise RuntimeError("DwaController.reset(env) first")
         return baseline_kind(self.config)
 
+    def scan_origin(self, env: NavEnv, pose: tuple[float, float, float]) -> dict[str, Any]:
+        """`scan_id` and `scan_pose` of the env's scan for `FallbackController.compute`: a
+        scan is new at the step it was taken, so `pose` (this step's odometry) is its own."""
+        if env.scan.stamp != self._scan_stamp:
+            self._scan_stamp, self._scan_pose = env.scan.stamp, pose
+        return {"scan_id": self._scan_stamp, "scan_pose": self._scan_pose}
+
     def command(self, env: NavEnv, observation: np.ndarray) -> tuple[float, float, bool]:
         """The baseline's choice toward the goal (goal taken in the odometry frame)."""
         if self.guided is None:
             raise RuntimeError("DwaController.reset(env) first")
         odom = env.sim.odometry()
+        pose = (odom.x, odom.y, odom.yaw)
         result = self.guided.compute(
             scan_points(env).points,
-            (odom.x, odom.y, odom.yaw),
+            pose,
             env.task.goal,
             (odom.v, odom.w),
             env.sim.time,
+            **self.scan_origin(env, pose),
         )
         return result.linear, result.angular, False
 
@@ -294,6 +305,10 @@ class StackController(Controller):
         if request is not None:
             supervisor.receive_policy_cmd(request[0], request[1], now)
         supervisor.receive_policy_active(request is not None)
+        odom = env.sim.odometry()
+        supervisor.receive_odom(
+            (odom.x, odom.y), quaternion_from_yaw(odom.yaw), (odom.v, odom.w), now
+        )
         scan = env.scan
         if scan.stamp != self._scan_stamp:  # a new scan, as the node receives it
             self._scan_stamp = scan.stamp
@@ -306,10 +321,6 @@ class StackController(Controller):
                 now,
             )
         self._send_goal(env)
-        odom = env.sim.odometry()
-        supervisor.receive_odom(
-            (odom.x, odom.y), quaternion_from_yaw(odom.yaw), (odom.v, odom.w), now
-        )
         if self._scale is not None:  # published by the filter as it sent the last command
             supervisor.receive_safety_scale(self._scale[1], self._scale[0])
         decision = supervisor.step(now)

@@ -78,12 +78,14 @@ class ExpertDwa(DwaController):
         odom = env.sim.odometry()
         moving = moving_in_base_frame(movers, env.sim.pose)
         points = without_moving_points(scan_points(env).points, moving, self.MOVING_POINT_MARGIN)
+        pose = (odom.x, odom.y, odom.yaw)
         result = self.guided.compute(
             points,
-            (odom.x, odom.y, odom.yaw),
+            pose,
             env.task.goal,
             (odom.v, odom.w),
             env.sim.time,
             moving=moving,
+            **self.scan_origin(env, pose),
         )
         return result.linear, result.angular, False
