@@ -4,12 +4,15 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from hybrid_fallback.nav_grid import NavGridConfig
+from rl_training import world_families
 from rl_training.controllers import DwaController
 from rl_training.episodes import run_episode
 from rl_training.nav_env import EnvConfig, NavEnv
 from rl_training.world_families import (
     CLUTTER_COUNT,
     CLUTTER_DISTANCE,
+    CLUTTER_ROUTE_GAP,
     CLUTTER_SIZE,
     CORRIDOR_WIDTH,
     DOOR_WIDTH,
@@ -136,6 +139,39 @@ def test_clutter_packs_many_obstacles_into_a_small_arena():
         count = len(world.boxes) + len(world.cylinders)
         assert CLUTTER_COUNT[0] <= count <= CLUTTER_COUNT[1] and not world.walls
         assert math.dist(task.start[:2], task.goal) >= CLUTTER_DISTANCE
+
+
+def test_every_clutter_task_has_a_route_the_deployed_planner_admits():
+    # The fallback's grid is lethal within inflation_radius of an obstacle: a clutter task
+    # whose only routes pass closer is one the stack may not drive, whatever it learned.
+    lethal = NavGridConfig().inflation_radius
+    assert CLUTTER_ROUTE_GAP * SETTINGS.footprint_radius > lethal
+    for task in tasks("clutter"):
+        grid = FreeSpaceGrid(task.world, lethal, 0.05)
+        assert math.isfinite(grid.path_length(task.start[:2], task.goal))
+
+
+def _clutter_across_a_gap(monkeypatch, gap: float) -> list:
+    """Clutter tasks drawn when the obstacles are a wall across x = 0 with one `gap` (m)."""
+
+    def wall_with_gap(rng, half, count):
+        piece = (2.0 * half[1] - gap) / 2.0
+        boxes = [
+            Box(center=(0.0, -half[1] + piece / 2.0), size=(0.2, piece), yaw=0.0),
+            Box(center=(0.0, half[1] - piece / 2.0), size=(0.2, piece), yaw=0.0),
+        ]
+        return boxes, []
+
+    monkeypatch.setattr(world_families, "random_obstacles", wall_with_gap)
+    made = [world_families.clutter(np.random.default_rng(seed), SETTINGS) for seed in range(60)]
+    return [t for t in made if t is not None and t.start[0] * t.goal[0] < 0.0]
+
+
+def test_clutter_refuses_a_route_through_a_gap_narrower_than_the_narrowest_door(monkeypatch):
+    narrow = CLUTTER_ROUTE_GAP * ROBOT_WIDTH - 0.04  # the robot fits, with 3 cm each side
+    assert narrow > ROBOT_WIDTH + 0.05
+    assert _clutter_across_a_gap(monkeypatch, narrow) == []
+    assert _clutter_across_a_gap(monkeypatch, CLUTTER_ROUTE_GAP * ROBOT_WIDTH + 0.1)
 
 
 def u_frame(world: World):
