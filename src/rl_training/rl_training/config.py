@@ -53,6 +53,12 @@ class PretrainConfig:
     # Every executed command passes the deployed safety filter core, so the learner visits
     # (and is labelled in) the states the filter leads it into behind the stack.
     safety_filter: bool = False
+    # The expert's dynamic window spans the whole velocity range at every step, so its label
+    # is the velocity it prefers, not one control period's step toward it from the measured
+    # velocity: a learner the filter holds still is otherwise taught the tiny first step
+    # (0.05 m/s, 0.16 rad/s) it cannot take, and stays still (the executed command is
+    # ramped by the simulator's motors and, behind the stack, by the safety filter).
+    expert_free_window: bool = False
     iterations: int = 6
     steps_per_iteration: int = 20_000  # env steps per DAgger iteration (all workers)
     beta_decay: float = 0.5
@@ -72,7 +78,14 @@ class PretrainConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown setting(s) {', '.join(unknown)}")
-        for key in ("enabled", "privileged_expert", "yield_to_moving", "safety_filter"):
+        flags = (
+            "enabled",
+            "privileged_expert",
+            "yield_to_moving",
+            "safety_filter",
+            "expert_free_window",
+        )
+        for key in flags:
             if not isinstance(values.get(key, False), bool):
                 raise ValueError(f"{key}: must be true or false, got {values[key]!r}")
         if values.get("expert", "dwa") not in EXPERTS:

@@ -62,11 +62,20 @@ class ExpertDwa(DwaController):
 
     name = "expert_dwa"
     MOVING_POINT_MARGIN = 0.06  # m around a moving obstacle whose scan points are its own
+    # m/s^2, rad/s^2 that reach any velocity in one control period (PretrainConfig's
+    # expert_free_window): top speed 0.22 m/s and +-2 rad/s within 0.05 s
+    FREE_WINDOW_ACCEL = [10.0, 100.0]
 
-    def __init__(self, safety_margin: float, privileged: bool = False) -> None:
-        super().__init__(overrides={"safety_margin": safety_margin})
+    def __init__(
+        self, safety_margin: float, privileged: bool = False, free_window: bool = False
+    ) -> None:
+        overrides: dict[str, object] = {"safety_margin": safety_margin}
+        if free_window:
+            overrides["max_accel"] = list(self.FREE_WINDOW_ACCEL)
+        super().__init__(overrides=overrides)
         self.safety_margin = safety_margin
         self.privileged = privileged
+        self.free_window = free_window
 
     def command(self, env: NavEnv, observation: np.ndarray) -> tuple[float, float, bool]:
         """The DWA's (v, w); when privileged, planned against the movers' true motion."""

@@ -112,7 +112,11 @@ def make_expert(config: PretrainConfig) -> ExpertDwa:
         from rl_training.experiments.yielding import YieldingExpert
 
         return YieldingExpert(config.expert_safety_margin)
-    return ExpertDwa(config.expert_safety_margin, privileged=config.privileged_expert)
+    return ExpertDwa(
+        config.expert_safety_margin,
+        privileged=config.privileged_expert,
+        free_window=config.expert_free_window,
+    )
 
 
 _WORKER_ENVS: dict[EnvConfig, NavEnv] = {}

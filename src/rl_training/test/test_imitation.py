@@ -76,6 +76,28 @@ def test_the_expert_keeps_its_configured_margin():
     assert default.guided.planner.config.safety_margin < 0.08
 
 
+def test_a_free_window_expert_labels_the_velocity_it_wants_not_one_step_toward_it():
+    # From standstill in an empty arena, the goal 1.8 rad to the left: the plain expert's
+    # label is one control period's acceleration (0.05 m/s, 0.16 rad/s), the free-window
+    # expert's the speed and turn rate it wants.
+    env = NavEnv(EnvConfig(stage=0))
+    observation, _ = env.reset(seed=1)
+    labels = {}
+    for free in (False, True):
+        expert = make_expert(PretrainConfig(expert_free_window=free))
+        assert expert.free_window is free
+        expert.reset(env)
+        v, w, _ = expert.command(env, observation)
+        labels[free] = (v, w)
+    step = DwaController()
+    step.reset(env)
+    planner = step.guided.planner.config
+    dv = planner.max_linear_accel * planner.control_period
+    dw = planner.max_angular_accel * planner.control_period
+    assert labels[False][0] <= dv + 1e-9 and abs(labels[False][1]) <= dw + 1e-9
+    assert labels[True][0] > 3.0 * dv and labels[True][1] > 3.0 * dw
+
+
 def test_expert_labels_clip_commands_outside_the_card_range():
     spec = EnvConfig().action_spec()
     assert expert_label(-0.1, 0.0, spec)[0] == -1.0  # backing up: the policy cannot reverse
@@ -154,6 +176,7 @@ def test_pretrain_section_validates():
         ({"expert_safety_margin": -0.1}, "pretrain: expert_safety_margin: must be in"),
         ({"yield_to_moving": 1}, "pretrain: yield_to_moving: must be true or false"),
         ({"safety_filter": "on"}, "pretrain: safety_filter: must be true or false"),
+        ({"expert_free_window": 1}, "pretrain: expert_free_window: must be true or false"),
     ]
     for section, message in bad:
         with pytest.raises(ValueError, match=message):
