@@ -328,13 +328,20 @@ def test_sim_time_waits_for_cmd_vel_in_lockstep(start_node, rclpy_context):
         assert spin_until(executor, lambda: clocks and clocks[-1] > 0.5 and at_fault, 20.0)
         assert at_fault[-1] == 0
         # Before any command the sim runs free; one command holds it at its time + lead.
+        # It reaches the sim while the sim runs on, after a delivery time that depends on the
+        # machine's load, so only "it holds" is judged here, not where.
         sent_at = clocks[-1]
         cmd_pub.publish(Twist())
         spin_until(executor, lambda: False, 2.0)  # free, 2 s wall would be 10 s of sim time
         held_at = clocks[-1]
-        assert sent_at < held_at <= sent_at + 2.0 * lead + 0.3, (sent_at, held_at)
+        assert sent_at < held_at < sent_at + 5.0, (sent_at, held_at)
         spin_until(executor, lambda: False, 1.0)
         assert clocks[-1] == held_at  # still waiting
+        # A command reaching the held sim lets it run `lead` on, whenever it arrives.
+        cmd_pub.publish(Twist())
+        spin_until(executor, lambda: False, 1.0)
+        assert held_at < clocks[-1] <= held_at + 2.0 * lead, (held_at, clocks[-1])
+        held_at = clocks[-1]
         # Each further command lets it run on.
         for _ in range(20):
             cmd_pub.publish(Twist())
