@@ -192,6 +192,8 @@ class DwaController(Controller):
         self._deployed: dict[tuple[Any, ...], HybridConfig] = {}  # per `env_key`
         self.config: HybridConfig | None = None
         self.guided: FallbackController | None = None
+        self._scan_stamp: float | None = None  # the env's scan last named to the fallback
+        self._scan_pose: tuple[float, float, float] | None = None  # the odometry it came with
 
     def reset(self, env: NavEnv) -> None:
         """A fresh fallback controller for the env's robot and velocity range."""
@@ -201,8 +203,8 @@ class DwaController(Controller):
         self.config = self._deployed[key]
         self.guided = fallback_controller(self.config)
         self.guided.reset()
-        self._scan_stamp: float | None = None
-        self._scan_pose: tuple[float, float, float] | None = None
+        self._scan_stamp = None
+        self._scan_pose = None
 
     @property
     def kind(self) -> str:
