@@ -55,4 +55,10 @@ def interrupts_end_quietly() -> Iterator[InterruptLatch]:
     finally:
         # After an interrupt, SIG_IGN (not the latch) so that interpreter finalization, which
         # resets Python-level handlers to SIG_DFL, cannot let a late SIGINT kill the process.
-        signal.signal(signal.SIGINT, signal.SIG_IGN if latch.interrupted else previous)
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN if latch.interrupted else previous)
+        except KeyboardInterrupt:
+            # signal.signal runs pending handlers before it swaps: a SIGINT that arrived as
+            # the body ended (rclpy's own handler had already stopped the spin) reaches the
+            # latch here, as its first. It ends the process quietly like any other.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)

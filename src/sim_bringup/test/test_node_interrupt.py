@@ -71,6 +71,33 @@ def test_repeated_sigint_ends_the_node_with_code_zero_and_no_traceback(
     assert code == 0, output
 
 
+def test_an_interrupt_pending_as_the_block_ends_is_swallowed(monkeypatch):
+    # CPython's signal.signal runs pending Python-level handlers before it installs the new
+    # one: a SIGINT that came as the body ended reaches the latch inside the block's exit.
+    before = signal.getsignal(signal.SIGINT)
+    real_signal = signal.signal
+    pending = [signal.SIGINT]
+
+    def signal_running_pending_handlers(signum, handler):
+        while pending:
+            current = signal.getsignal(pending.pop())
+            if callable(current):
+                current(signal.SIGINT, None)
+        return real_signal(signum, handler)
+
+    try:
+        try:
+            with interrupts_end_quietly() as latch:
+                monkeypatch.setattr(signal, "signal", signal_running_pending_handlers)
+        except KeyboardInterrupt:
+            pytest.fail("the pending interrupt escaped the block")
+        assert latch.received == 1
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        monkeypatch.undo()
+        signal.signal(signal.SIGINT, before)
+
+
 def test_latch_raises_once_then_ignores():
     latch = InterruptLatch()
     with pytest.raises(KeyboardInterrupt):
