@@ -48,6 +48,9 @@ from rlguard_common.parameters import ParameterSpec
 # A tick counts for at most this long in active-time sums: a longer gap (a paused node)
 # is not time the policy spent driving.
 MAX_TICK_GAP_S = 1.0
+# The clock going back by more than this (s) is a restart (a new sim run); a smaller step
+# back is an event stamped by a callback while a tick was under way, and changes nothing.
+CLOCK_RESTART_S = 1.0
 # A near miss re-arms once the clearance is this far (m) above the near-miss distance.
 NEAR_MISS_REARM_M = 0.05
 # Evaluation modes whose summary serves as the baseline, in order of preference: the full
@@ -582,9 +585,9 @@ class LiveMonitor:
 
     def _advance(self, now_s: float) -> None:
         """Follow the clock; when it goes back (a sim restart) the windows start over."""
-        if now_s < self._last_time:
+        if now_s < self._last_time - CLOCK_RESTART_S:
             self._clear(now_s)
-        self._last_time = now_s
+        self._last_time = max(self._last_time, now_s)
 
     def _rate(self, name: str) -> float | None:
         return self._counts[name] / len(self._ticks) if self._ticks else None

@@ -274,6 +274,19 @@ def test_clock_going_back_starts_the_windows_over():
     assert report.level == LEVEL_OK and report.values["samples"] == "20"
 
 
+def test_an_event_stamped_just_after_the_next_tick_is_kept():
+    # A callback that runs during a tick's inference stamps a later time than the tick.
+    monitor = LiveMonitor(small_settings())
+    end, _ = drive(monitor, 100.0, 5.0)
+    monitor.policy_handed_over(end + 0.003, "no progress")
+    drive(monitor, end, 1.0)
+    monitor.policy_handed_over(end + 1.003, "no progress")
+    end, _ = drive(monitor, end + 1.0, 1.0)
+    report = monitor.report(end)
+    assert report.level == LEVEL_ERROR
+    assert "arbiter took over 2 time(s)" in report.errors[0]
+
+
 # ----------------------------------------------------------------------------- baseline
 
 

@@ -66,6 +66,27 @@ def test_two_take_overs_on_probation_roll_back_to_the_trusted_model(slots):
     assert life.take_rollback_path() == "a.pt" and life.take_rollback_path() is None
 
 
+def test_take_overs_heard_during_a_ticks_inference_count(slots):
+    # The tick reads the clock before inference; a mode callback during inference
+    # stamps a later time, and the tick then hands it to the monitor.
+    controller = controller_with_inputs(slots["a"])
+    life = lifecycle(controller)
+    life.swapped(slots["a"], by_person=True, at_start=True)
+    run(life, T0, 1.0)
+    controller.install(slots["b"])
+    life.swapped(slots["b"], by_person=True)
+    life.mode_changed("POLICY", T0 / 1e9 + 1.0)
+    _, now = run(life, T0 + 1_000_000_000, 2.0)
+    controller._active = True  # the policy drives (run() feeds results, not the controller)
+    rollbacks = []
+    for _ in range(2):
+        life.mode_changed("FALLBACK: no progress", (now + PERIOD_NS) / 1e9 + 0.004)
+        life.mode_changed("POLICY", (now + PERIOD_NS) / 1e9 + 0.004)
+        found, now = run(life, now, 1.0)
+        rollbacks += found
+    assert len(rollbacks) == 1 and "arbiter took over 2 time(s)" in rollbacks[0].reason
+
+
 def test_goal_corrections_continue_a_goal_and_a_goal_stood_at_was_reached(slots):
     controller = controller_with_inputs(slots["a"])
     life = lifecycle(controller)
