@@ -77,7 +77,12 @@ def _export(args: argparse.Namespace) -> int:
     if run_json.is_file():
         import json
 
-        extra["run_summary"] = json.loads(run_json.read_text())
+        from rl_training.provenance import portable_path
+
+        summary = json.loads(run_json.read_text())
+        if "config_file" in summary:  # runs written before records held portable paths
+            summary["config_file"] = portable_path(summary["config_file"])
+        extra["run_summary"] = summary
     if chosen == "onnx":
         from rl_policy_node.onnx_export import OnnxParityError
         from rl_training.export import export_onnx, record_observations

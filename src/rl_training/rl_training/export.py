@@ -43,7 +43,7 @@ from rl_policy_node.policy_loader import (
 from rl_policy_node.scan_drift import KIND_TRAINING, ScanStatistics
 from rl_training.config import TrainConfig, config_from_mapping
 from rl_training.nav_env import EnvConfig, NavEnv
-from rl_training.provenance import git_revision
+from rl_training.provenance import git_revision, portable_path
 from rlguard_common.robot_profile import load_robot_profile
 
 
@@ -234,7 +234,7 @@ def policy_card(
         "timesteps": int(trained.model.num_timesteps),
         "seed": trained.config.seed,
         "config": dict(trained.config.raw),
-        "config_file": trained.config.source,
+        "config_file": portable_path(trained.config.source),
         "git_revision": git_revision(),
         "observation_normalization": "VecNormalize statistics inside the module"
         if trained.normalizer is not None

@@ -27,3 +27,20 @@ def git_revision(root: Path | None = None) -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("-dirty" if dirty else "")
+
+
+def portable_path(path: str | Path | None, root: Path | None = None) -> str | None:
+    """`path` as a record may carry it: relative to the workspace when inside it, else the
+    file name alone (a record that ships must not name a directory of this machine)."""
+    if path is None:
+        return None
+    candidate = Path(path)
+    if not candidate.is_absolute():
+        return candidate.as_posix()
+    root = root or workspace_root()
+    if root is not None:
+        try:
+            return candidate.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            pass
+    return candidate.name

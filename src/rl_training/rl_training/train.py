@@ -30,7 +30,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 
 from rl_training.config import TrainConfig
 from rl_training.nav_env import EnvConfig, NavEnv
-from rl_training.provenance import git_revision
+from rl_training.provenance import git_revision, portable_path
 
 CHECKPOINT_PREFIX = "nav"
 ALGORITHM_CLASSES: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
@@ -219,7 +219,7 @@ def train(
         "wall_time_s": round(time.monotonic() - started, 1),
         "resumed_from": checkpoint[0].name if checkpoint else None,
         "git_revision": git_revision(),
-        "config_file": config.source,
+        "config_file": portable_path(config.source),
         "seed": config.seed,
     }
     pretrain_file = run_dir / "pretrain.json"
