@@ -39,6 +39,17 @@ class Action(Enum):
     RESET_ESTOP = "reset e-stop"
 
 
+# Scripted actions that take the robot from the policy on purpose, and how long (sim s)
+# after one the arbiter's hand-over still counts as its consequence.
+POLICY_TAKING_ACTIONS = (Action.DISABLE_POLICY, Action.TRIGGER_ESTOP)
+SCRIPT_CAUSE_WINDOW_S = 2.0
+# The demo fails at this many hand-overs from the policy that the script did not ask for
+# (issue 17: fewer than 5).
+MAX_UNREQUESTED_HANDOVERS = 5
+# Modes the arbiter takes the robot from the policy into (IDLE is a goal reached).
+HANDOVER_MODES = ("FALLBACK", "STOPPED")
+
+
 @dataclass
 class DemoScript:
     """The scripted demo: its actions happen in order, each once its condition holds.
@@ -186,6 +197,30 @@ class DemoLog:
         """The policy node's rollback events, in order."""
         return [e for e in self.policy_events if e.get("type") == "rollback"]
 
+    def unrequested_handovers(self) -> list[dict[str, Any]]:
+        """Hand-overs from the policy (POLICY -> FALLBACK or STOPPED) the script did not ask
+        for: not within SCRIPT_CAUSE_WINDOW_S after it switched the policy off or pressed
+        the e-stop, and not while the alternate (weak) model it swapped in was live."""
+        caused = [
+            e["t"] for e in self.events if e["event"] in {a.value for a in POLICY_TAKING_ACTIONS}
+        ]
+        weak_spans = []
+        swaps = [e["t"] for e in self.events if e["event"] == Action.SWAP_TO_ALTERNATE.value]
+        ends = [e["t"] for e in self.rollbacks()]
+        for start in swaps:
+            end = min((t for t in ends if t >= start), default=math.inf)
+            weak_spans.append((start, end))
+        found = []
+        for t, previous, current in self.mode_changes:
+            if previous != "POLICY" or current not in HANDOVER_MODES:
+                continue
+            if any(0.0 <= t - c <= SCRIPT_CAUSE_WINDOW_S for c in caused):
+                continue
+            if any(start <= t <= end for start, end in weak_spans):
+                continue
+            found.append({"t": round(t, 3), "to": current})
+        return found
+
     def collisions_not_at_fault(self) -> int:
         """Collision episodes in which the robot was hit while still or moving away."""
         return max(self.collisions - self.at_fault_collisions, 0)
@@ -230,6 +265,12 @@ class DemoLog:
             problems.append(f"scripted mode(s) never seen: {', '.join(missing)}")
         if self.expect_rollback and not any(e.get("automatic") for e in self.rollbacks()):
             problems.append("the weak model was not rolled back by the live monitor")
+        unrequested = self.unrequested_handovers()
+        if len(unrequested) >= MAX_UNREQUESTED_HANDOVERS:
+            problems.append(
+                f"{len(unrequested)} hand-overs from the policy the script did not ask for "
+                f"(limit: fewer than {MAX_UNREQUESTED_HANDOVERS})"
+            )
         if self.estop_max_speed > 1e-6:
             problems.append(
                 f"cmd_vel not zero during the e-stop (|v| up to {self.estop_max_speed:.3f})"
@@ -252,6 +293,7 @@ class DemoLog:
             ),
             ("safety interventions", str(self.interventions)),
             ("mode changes", str(max(len(self.mode_changes) - 1, 0))),
+            ("hand-overs the script did not ask for", self._unrequested_summary()),
         ]
         rows += [
             (
@@ -269,6 +311,11 @@ class DemoLog:
             ("result", "PASS" if not self.failures() else "FAIL: " + "; ".join(self.failures()))
         )
         return rows
+
+    def _unrequested_summary(self) -> str:
+        handovers = self.unrequested_handovers()
+        times = ", ".join(f"{h['t']:.1f} s to {h['to']}" for h in handovers)
+        return f"{len(handovers)}" + (f" (at {times})" if times else "")
 
     def summary_table(self) -> str:
         """The summary as a Markdown table."""
@@ -292,6 +339,7 @@ class DemoLog:
             "wall_time_s": round(self.wall_time, 2),
             "simulator": self.simulator,
             "mode_change_count": max(len(self.mode_changes) - 1, 0),
+            "unrequested_handovers": self.unrequested_handovers(),
             "time_per_mode_s": self.time_per_mode(),
             "mode_changes": [
                 {"t": round(t, 3), "from": a, "to": b} for t, a, b in self.mode_changes

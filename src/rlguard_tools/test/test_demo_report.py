@@ -127,6 +127,34 @@ def test_time_per_mode_path_length_and_mode_changes():
     ]  # fmt: skip
 
 
+def test_hand_overs_the_script_did_not_ask_for_are_counted_and_limited():
+    # t: 0 POLICY, 1 FALLBACK (disable policy at 0.5), 2 POLICY, 3 FALLBACK (unasked),
+    # 4 POLICY, 5 STOPPED (weak model live: swap 3.5, rollback 6.5), 6 POLICY, 7 IDLE
+    # (goal reached), 8 POLICY, 9 STOPPED (e-stop at 8.5), 10 POLICY, 11 STOPPED (unasked).
+    modes = ["POLICY", "FALLBACK", "POLICY", "FALLBACK", "POLICY", "STOPPED", "POLICY"]
+    log = _log(modes + ["IDLE", "POLICY", "STOPPED", "POLICY", "STOPPED"])
+    log.event(0.5, Action.DISABLE_POLICY.value)
+    log.event(3.5, Action.SWAP_TO_ALTERNATE.value)
+    log.policy_event(6.5, {"type": "rollback", "automatic": True})
+    log.event(8.5, Action.TRIGGER_ESTOP.value)
+    assert log.unrequested_handovers() == [
+        {"t": 3.0, "to": "FALLBACK"},
+        {"t": 11.0, "to": "STOPPED"},
+    ]
+    rows = dict(log.summary_rows())
+    assert (
+        rows["hand-overs the script did not ask for"]
+        == "2 (at 3.0 s to FALLBACK, 11.0 s to STOPPED)"
+    )
+    assert log.to_json()["unrequested_handovers"][1]["t"] == 11.0
+    assert not any("did not ask for" in f for f in log.failures())
+    flapping = _log(["POLICY", "FALLBACK"] * 5)
+    assert len(flapping.unrequested_handovers()) == 5
+    assert any(
+        "5 hand-overs from the policy the script did not ask for" in f for f in flapping.failures()
+    )
+
+
 def test_report_and_plot_are_written(tmp_path):
     log = _log(["POLICY", "FALLBACK", "POLICY"])
     log.event(0.5, "trigger e-stop", x=0.05, y=0.0)
