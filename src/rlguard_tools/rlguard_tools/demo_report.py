@@ -200,7 +200,8 @@ class DemoLog:
     def unrequested_handovers(self) -> list[dict[str, Any]]:
         """Hand-overs from the policy (POLICY -> FALLBACK or STOPPED) the script did not ask
         for: not within SCRIPT_CAUSE_WINDOW_S after it switched the policy off or pressed
-        the e-stop, and not while the alternate (weak) model it swapped in was live."""
+        the e-stop, and not while the alternate (weak) model it swapped in was live (up to
+        SCRIPT_CAUSE_WINDOW_S after its rollback)."""
         caused = [
             e["t"] for e in self.events if e["event"] in {a.value for a in POLICY_TAKING_ACTIONS}
         ]
@@ -216,7 +217,8 @@ class DemoLog:
                 continue
             if any(0.0 <= t - c <= SCRIPT_CAUSE_WINDOW_S for c in caused):
                 continue
-            if any(start <= t <= end for start, end in weak_spans):
+            # The take-over that triggers the rollback may be sampled just after it.
+            if any(start <= t <= end + SCRIPT_CAUSE_WINDOW_S for start, end in weak_spans):
                 continue
             found.append({"t": round(t, 3), "to": current})
         return found

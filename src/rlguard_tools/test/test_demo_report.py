@@ -129,13 +129,13 @@ def test_time_per_mode_path_length_and_mode_changes():
 
 def test_hand_overs_the_script_did_not_ask_for_are_counted_and_limited():
     # t: 0 POLICY, 1 FALLBACK (disable policy at 0.5), 2 POLICY, 3 FALLBACK (unasked),
-    # 4 POLICY, 5 STOPPED (weak model live: swap 3.5, rollback 6.5), 6 POLICY, 7 IDLE
+    # 4 POLICY, 5 STOPPED (weak model: swap 3.5, rollback 4.5), 6 POLICY, 7 IDLE
     # (goal reached), 8 POLICY, 9 STOPPED (e-stop at 8.5), 10 POLICY, 11 STOPPED (unasked).
     modes = ["POLICY", "FALLBACK", "POLICY", "FALLBACK", "POLICY", "STOPPED", "POLICY"]
     log = _log(modes + ["IDLE", "POLICY", "STOPPED", "POLICY", "STOPPED"])
     log.event(0.5, Action.DISABLE_POLICY.value)
     log.event(3.5, Action.SWAP_TO_ALTERNATE.value)
-    log.policy_event(6.5, {"type": "rollback", "automatic": True})
+    log.policy_event(4.5, {"type": "rollback", "automatic": True})  # the 5.0 take-over's
     log.event(8.5, Action.TRIGGER_ESTOP.value)
     assert log.unrequested_handovers() == [
         {"t": 3.0, "to": "FALLBACK"},
