@@ -183,10 +183,12 @@ class NavigationGrid:
         self.field = None
         self.field_goal = None
 
-    def to_cell(self, xy: np.ndarray) -> np.ndarray:
-        """Integer cell indices (i along x, j along y) of odom points, shape (N, 2)."""
-        assert self.origin is not None
-        scaled = (np.asarray(xy, dtype=np.float64) - self.origin) / self.config.resolution
+    def to_cell(self, xy: np.ndarray, origin: np.ndarray | None = None) -> np.ndarray:
+        """Integer cell indices (i along x, j along y) of odom points, shape (N, 2)
+        (from `origin` when given, else the grid's)."""
+        origin = self.origin if origin is None else origin
+        assert origin is not None
+        scaled = (np.asarray(xy, dtype=np.float64) - origin) / self.config.resolution
         return np.floor(scaled).astype(np.int64)
 
     def _inside(self, cells: np.ndarray) -> np.ndarray:
@@ -291,26 +293,29 @@ class NavigationGrid:
         i1 = int(min(ends[:, 0].max() + margin + 1, self.cells))
         j0 = int(max(ends[:, 1].min() - margin, 0))
         j1 = int(min(ends[:, 1].max() + margin + 1, self.cells))
+        # The new field is filled before it replaces the old one: a reader on another
+        # thread (the policy node's control tick) only ever sees a complete field.
         field = np.full((self.cells, self.cells), np.nan)
-        self.field, self.field_goal = field, goal
         if i0 >= i1 or j0 >= j1:
+            self.field, self.field_goal = field, goal
             return True
         gap = self._clearance(i0, i1, j0, j1)
         factor = self._cost_multiplier(gap)
         gi, gj = int(ends[0, 0]) - i0, int(ends[0, 1]) - j0
         if not (0 <= gi < i1 - i0 and 0 <= gj < j1 - j0):
+            self.field, self.field_goal = field, goal
             return True
         field[i0:i1, j0:j1] = cost_field(factor * cfg.resolution, (gi, gj))
-        if previous is None or cfg.route_hysteresis <= 0.0:
-            return True
-        # Both routes are costed alike: the descent from the robot's cell under today's
-        # clearances (a descent is a little dearer than the field's value at its start).
-        robot_cell = (int(ends[1, 0]), int(ends[1, 1]))
-        best = self._route_cost(field, robot_cell, gap, (i0, j0))
-        kept = self._route_cost(previous, robot_cell, gap, (i0, j0))
-        if kept is not None and (best is None or kept <= best * (1.0 + cfg.route_hysteresis)):
-            self.field = previous
-            return False
+        if previous is not None and cfg.route_hysteresis > 0.0:
+            # Both routes are costed alike: the descent from the robot's cell under today's
+            # clearances (a descent is a little dearer than the field's value at its start).
+            robot_cell = (int(ends[1, 0]), int(ends[1, 1]))
+            best = self._route_cost(field, robot_cell, gap, (i0, j0))
+            kept = self._route_cost(previous, robot_cell, gap, (i0, j0))
+            if kept is not None and (best is None or kept <= best * (1.0 + cfg.route_hysteresis)):
+                self.field, self.field_goal = previous, goal
+                return False
+        self.field, self.field_goal = field, goal
         return True
 
     def _route_cost(
@@ -364,29 +369,51 @@ class NavigationGrid:
             + f[i + 1, j + 1] * fx * fy
         )
 
-    def carrot(self, robot_xy: tuple[float, float], lookahead: float) -> tuple[float, float] | None:
-        """The point `lookahead` m down the steepest-descent path from the robot, if any."""
-        path = self.path(robot_xy, lookahead)
+    def plan(self) -> tuple[np.ndarray, tuple[float, float]] | None:
+        """The field and the goal it leads to, read together (None before a field)."""
+        field, goal = self.field, self.field_goal
+        if field is None or goal is None:
+            return None
+        return field, goal
+
+    def carrot(
+        self,
+        robot_xy: tuple[float, float],
+        lookahead: float,
+        plan: tuple[np.ndarray, tuple[float, float]] | None = None,
+    ) -> tuple[float, float] | None:
+        """The point `lookahead` m down the steepest-descent path from the robot, if any
+        (on `plan`, a `plan()` taken earlier, else on the current field)."""
+        path = self.path(robot_xy, lookahead, plan)
         if path is None:
             return None
         return float(path[-1, 0]), float(path[-1, 1])
 
-    def path(self, robot_xy: tuple[float, float], length: float) -> np.ndarray | None:
+    def path(
+        self,
+        robot_xy: tuple[float, float],
+        length: float,
+        plan: tuple[np.ndarray, tuple[float, float]] | None = None,
+    ) -> np.ndarray | None:
         """Odom points (K, 2) of the steepest-descent path from the robot's cell, `length` m long.
 
         The first row is the robot's cell centre; the path ends early at the goal (its last
-        row is then the goal itself). None where the field is undefined at the robot.
+        row is then the goal itself). None where the field is undefined at the robot. On
+        `plan` (field, goal) when given, else on the current field.
         """
-        if self.field is None or self.origin is None or self.field_goal is None:
+        plan = plan if plan is not None else self.plan()
+        origin = self.origin
+        if plan is None or origin is None:
             return None
-        cell = self.to_cell(np.array([robot_xy]))[0]
-        descent = self._descent(self.field, (int(cell[0]), int(cell[1])), length)
+        field, field_goal = plan
+        cell = self.to_cell(np.array([robot_xy]), origin)[0]
+        descent = self._descent(field, (int(cell[0]), int(cell[1])), length)
         if descent is None:
             return None
         cells, reached_goal = descent
-        points = self.origin + (np.asarray(cells, dtype=np.float64) + 0.5) * self.config.resolution
+        points = origin + (np.asarray(cells, dtype=np.float64) + 0.5) * self.config.resolution
         if reached_goal:
-            points = np.vstack((points, np.asarray(self.field_goal, dtype=np.float64)))
+            points = np.vstack((points, np.asarray(field_goal, dtype=np.float64)))
         return points
 
     def _descent(

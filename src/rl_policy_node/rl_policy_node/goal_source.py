@@ -10,11 +10,18 @@ U-traps instead of straight at a goal behind them.
 Training (rl_training's NavEnv) and deployment (the policy node's controller) use the same
 `GridWaypointSource`: each scan is fed once (`feed_scan`, identified by its stamp) with the
 odometry pose at the time, and `goal_input` gives the point the observation is built for.
+
+Mapping a scan and replanning cost milliseconds to a hundred (a long route on a busy
+machine): more than a 20 Hz control tick may spend. The node therefore maps and replans on
+another thread (`feed_scan` and `plan`), and its control tick only walks the last plan down
+to the waypoint (`waypoint(..., replan=False)`, well under a millisecond). Mapping and
+planning hold the source's lock; the walk reads the plan, which is replaced whole.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -40,6 +47,7 @@ class GridWaypointSource:
         self._planned_at = -math.inf
         self._last_now = -math.inf
         self._scan_stamp: float | None = None
+        self._lock = threading.Lock()  # mapping and planning (grid and plan bookkeeping)
 
     @staticmethod
     def from_spec(spec: GoalSpec) -> GridWaypointSource:
@@ -52,11 +60,12 @@ class GridWaypointSource:
 
     def reset(self) -> None:
         """Forget the obstacle memory, the plan and the last scan (a new episode)."""
-        self.grid.reset()
-        self._planned_goal = None
-        self._planned_at = -math.inf
-        self._last_now = -math.inf
-        self._scan_stamp = None
+        with self._lock:
+            self.grid.reset()
+            self._planned_goal = None
+            self._planned_at = -math.inf
+            self._last_now = -math.inf
+            self._scan_stamp = None
 
     def _note_time(self, now: float) -> None:
         if now < self._last_now:
@@ -66,12 +75,13 @@ class GridWaypointSource:
 
     def update(self, points_base: np.ndarray, pose: Sequence[float], now: float) -> None:
         """Mark obstacle points (base frame, (N, 2)) seen from `pose` (x, y, yaw in odom)."""
-        self._note_time(now)
         x, y, yaw = (float(value) for value in pose)
         c, s = math.cos(yaw), math.sin(yaw)
         pts = np.asarray(points_base, dtype=np.float64).reshape(-1, 2)
         odom = pts @ np.array([[c, s], [-s, c]]) + (x, y)
-        self.grid.update(odom, (x, y))
+        with self._lock:
+            self._note_time(now)
+            self.grid.update(odom, (x, y))
 
     def feed_scan(
         self,
@@ -85,9 +95,10 @@ class GridWaypointSource:
 
         Returns False (nothing done) when this scan was fed already.
         """
-        if stamp == self._scan_stamp:
-            return False
-        self._scan_stamp = stamp
+        with self._lock:
+            if stamp == self._scan_stamp:
+                return False
+            self._scan_stamp = stamp
         points = scan_to_points(
             scan.ranges,
             scan.angle_min,
@@ -99,24 +110,44 @@ class GridWaypointSource:
         self.update(points, pose, now)
         return True
 
+    def plan(self, goal: Sequence[float], pose: Sequence[float], now: float) -> bool:
+        """Recompute the path to `goal` from `pose` when due: for a new goal, every
+        `replan_period` s, and at once when the clock went back. Returns True when it
+        replanned (never when the goal lies within the lookahead)."""
+        x, y = float(pose[0]), float(pose[1])
+        target = (float(goal[0]), float(goal[1]))
+        with self._lock:
+            self._note_time(now)
+            if math.hypot(target[0] - x, target[1] - y) <= self.lookahead:
+                return False
+            if target == self._planned_goal and now - self._planned_at < self.replan_period:
+                return False
+            self.grid.compute_field(target, (x, y))
+            self._planned_goal, self._planned_at = target, now
+            return True
+
     def waypoint(
-        self, goal: Sequence[float], pose: Sequence[float], now: float
+        self, goal: Sequence[float], pose: Sequence[float], now: float, replan: bool = True
     ) -> tuple[float, float]:
         """The point `lookahead` m down the grid path to `goal` (odom), or the goal itself.
 
         The goal itself when it lies within the lookahead, or the grid has no path from the
-        robot (e.g. the goal lies off the grid). The path is recomputed for a new goal and
-        every `replan_period` s (and at once when the clock went back).
+        robot (e.g. the goal lies off the grid). With `replan` the path is first recomputed
+        when due (`plan`); without, the last plan is walked as it is (another thread
+        replans), and only a goal without any plan yet is planned here.
         """
-        self._note_time(now)
         x, y = float(pose[0]), float(pose[1])
         target = (float(goal[0]), float(goal[1]))
+        if replan:
+            with self._lock:
+                self._note_time(now)
         if math.hypot(target[0] - x, target[1] - y) <= self.lookahead:
             return target
-        if target != self._planned_goal or now - self._planned_at >= self.replan_period:
-            self.grid.compute_field(target, (x, y))
-            self._planned_goal, self._planned_at = target, now
-        carrot = self.grid.carrot((x, y), self.lookahead)
+        plan = self.grid.plan()
+        if replan or plan is None or plan[1] != target:
+            self.plan(target, (x, y), now)
+            plan = self.grid.plan()
+        carrot = self.grid.carrot((x, y), self.lookahead, plan)
         return target if carrot is None else carrot
 
 
@@ -132,8 +163,10 @@ def goal_input(
     goal: Sequence[float],
     pose: Sequence[float],
     now: float,
+    replan: bool = True,
 ) -> tuple[float, float]:
-    """The point the observation's goal terms describe: the waypoint, or the goal itself."""
+    """The point the observation's goal terms describe: the waypoint, or the goal itself
+    (`replan` as in `GridWaypointSource.waypoint`)."""
     if source is None:
         return float(goal[0]), float(goal[1])
-    return source.waypoint(goal, pose, now)
+    return source.waypoint(goal, pose, now, replan=replan)

@@ -59,8 +59,9 @@ from rlguard_common.scan_validity import REASONS as SCAN_REASONS
 from rlguard_common.scan_validity import validate_scan_message
 from safety_controller.scan_geometry import LidarMount
 
-# One worker per callback group: control tick, inputs, /clock, parameters/services.
-EXECUTOR_THREADS = 4
+# One worker per callback group: control tick, inputs, grid planning, /clock,
+# parameters/services.
+EXECUTOR_THREADS = 5
 
 DIAGNOSTIC_LEVELS = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR)
 
@@ -139,6 +140,10 @@ class PolicyNode(ClockGroupNode):
 
         control_group = MutuallyExclusiveCallbackGroup()
         input_group = MutuallyExclusiveCallbackGroup()
+        # Grid waypoint policies: mapping and replanning (up to ~100 ms on a busy machine)
+        # run on their own worker, so the control tick only walks the last plan.
+        planning_group = MutuallyExclusiveCallbackGroup()
+        self._controller.plan_in_background = True
         self._cmd_pub = self._publisher(Twist, topics.POLICY_CMD_VEL, topics.COMMAND)
         self._active_pub = self._publisher(Bool, topics.POLICY_ACTIVE, topics.LATCHED)
         self._diagnostics_pub = self._publisher(
@@ -182,6 +187,7 @@ class PolicyNode(ClockGroupNode):
 
         self._publish_active(False)
         self.create_timer(self._period, self._on_control_tick, callback_group=control_group)
+        self.create_timer(self._period, self._on_planning_tick, callback_group=planning_group)
         self.create_timer(1.0, self._publish_diagnostics)
         self.get_logger().info(
             f"running at {1.0 / self._period:g} Hz on {self._device}, "
@@ -541,6 +547,9 @@ class PolicyNode(ClockGroupNode):
         return response
 
     # ---------------------------------------------------------------------- tick
+
+    def _on_planning_tick(self) -> None:
+        self._controller.plan_goal_sources(self._now_ns())
 
     def _on_control_tick(self) -> None:
         started = time.perf_counter_ns()

@@ -95,6 +95,9 @@ class PolicyController:
         lidar_mount: LidarMount | None = None,
     ) -> None:
         self.lidar_mount = lidar_mount or LidarMount()  # lidar pose in the base frame
+        # True when another thread calls `plan_goal_sources` (the node): the tick then only
+        # walks the grid waypoint sources' last plans instead of mapping and replanning.
+        self.plan_in_background = False
         self.source_timeout_ns = int(source_timeout * 1e9)
         self.overrun_limit = overrun_limit
         self.goal_tolerance = goal_tolerance
@@ -210,9 +213,22 @@ class PolicyController:
         for source in sources:
             source.feed_scan(scan.scan, scan.stamp_ns, self.lidar_mount, odom.pose, now_ns / 1e9)
 
+    def plan_goal_sources(self, now_ns: int) -> None:
+        """Map a new, fresh scan and replan when due, for the live and shadow policies'
+        grid waypoint sources: the tick's share of that work, done by another thread
+        when `plan_in_background` (a no-op for goal-only policies)."""
+        self.feed_goal_sources(now_ns)
+        odom, goal = self.odom, self.goal
+        if odom is None or goal is None:
+            return
+        for slot in (self.slot, self.shadow):
+            if slot is not None and slot.goal_source is not None:
+                slot.goal_source.plan(goal, odom.pose, now_ns / 1e9)
+
     def step(self, now_ns: int) -> TickResult:
         """One control tick at node time `now_ns`."""
-        self.feed_goal_sources(now_ns)
+        if not self.plan_in_background:
+            self.feed_goal_sources(now_ns)
         self._tick_time = now_ns / 1e9
         reason = self.gate(now_ns)
         if reason is not None:
@@ -241,7 +257,9 @@ class PolicyController:
             if spec.previous_action
             else ZERO_ACTION
         )
-        target = goal_input(slot.goal_source, goal, odom.pose, self._tick_time)
+        target = goal_input(
+            slot.goal_source, goal, odom.pose, self._tick_time, not self.plan_in_background
+        )
         try:
             observation = slot.builder.build(scan.scan, odom.pose, odom.velocity, target, previous)
         except ObservationError as exc:
@@ -304,7 +322,9 @@ class PolicyController:
                 if spec.previous_action
                 else ZERO_ACTION
             )
-            target = goal_input(shadow.goal_source, goal, odom.pose, self._tick_time)
+            target = goal_input(
+                shadow.goal_source, goal, odom.pose, self._tick_time, not self.plan_in_background
+            )
             try:
                 shadow_observation = shadow.builder.build(
                     scan.scan, odom.pose, odom.velocity, target, previous

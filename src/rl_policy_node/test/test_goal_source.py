@@ -119,6 +119,45 @@ def test_the_clock_going_back_replans_at_once():
     assert source.waypoint(GOAL, pose, 1.0) != first  # the clock went back: replanned
 
 
+def test_without_replanning_the_last_plan_is_walked_and_only_a_new_goal_planned():
+    # The node's control tick: another thread maps and replans (`plan`).
+    pose = (0.0, 0.0, 0.0)
+    source = fed_source(pose, walls=(), period=1.0)
+    ahead = source.waypoint(GOAL, pose, 0.0, replan=False)  # no plan yet: planned here
+    assert ahead[0] > 0.5
+    source.feed_scan(wall_scan(pose), 2.0, MOUNT, pose, 0.2)
+    assert source.waypoint(GOAL, pose, 5.0, replan=False) == ahead  # overdue, not replanned
+    behind = source.waypoint((-3.0, 0.0), pose, 5.0, replan=False)  # a new goal is planned
+    assert behind[0] < -0.5
+    # The planning thread's share: a plan when due, none before.
+    assert source.plan(GOAL, pose, 5.1) and not source.plan(GOAL, pose, 5.5)
+    around = source.waypoint(GOAL, pose, 5.5, replan=False)
+    assert bearing(around, pose) > math.radians(30)  # toward the doorway the scan showed
+    assert not source.plan((0.3, 0.2), pose, 9.0)  # within the lookahead: nothing to plan
+
+
+def test_a_replan_replaces_the_field_whole(monkeypatch):
+    # A tick walking the plan on another thread must never see a half-built field.
+    from hybrid_fallback import nav_grid
+
+    pose = (0.0, 0.0, 0.0)
+    source = fed_source(pose, walls=())
+    source.plan(GOAL, pose, 0.0)
+    first = source.grid.plan()
+    seen = []
+    solve = nav_grid.cost_field
+
+    def watched(*args, **kwargs):
+        seen.append(source.grid.plan())  # what a reader sees while the field is solved
+        return solve(*args, **kwargs)
+
+    monkeypatch.setattr(nav_grid, "cost_field", watched)
+    source.feed_scan(wall_scan(pose), 2.0, MOUNT, pose, 0.5)
+    assert source.plan((-3.0, 0.0), pose, 2.0)  # a new goal: a new field
+    assert seen and seen[0][0] is first[0] and seen[0][1] == first[1]
+    assert source.grid.plan()[1] == (-3.0, 0.0)
+
+
 def test_each_scan_is_fed_once_and_reset_forgets():
     pose = (0.0, 0.0, 0.0)
     source = GridWaypointSource(0.8, 1.0, GRID)
@@ -237,6 +276,46 @@ def test_only_fresh_new_scans_are_fed(tmp_path):
     controller.scan = ScanSample(wall_scan(pose, far_wall), stale_at, stale_at)
     controller.feed_goal_sources(stale_at)
     assert not np.array_equal(slot.goal_source.grid.occupied, fed)
+
+
+def test_with_planning_in_the_background_the_tick_only_walks_the_plan(tmp_path):
+    slot = waypoint_slot(tmp_path)
+    pose = (0.0, 0.0, 0.0)
+    controller = controller_at(slot, pose)
+    controller.plan_in_background = True
+    source = slot.goal_source
+    # The first tick for a goal without a plan plans it (on the empty grid: straight).
+    assert controller.step(T0).active
+    assert not source.grid.occupied.any()
+    straight = controller._last_observation.copy()
+    planned = source.grid.plan()
+    # Later ticks neither map the fresh scans nor replan, however overdue.
+    scan = controller.scan.scan
+    for k in range(1, 40):
+        now = T0 + k * SEC // 2
+        controller.scan = ScanSample(scan, now, now)
+        controller.odom = OdomSample(pose, (0.0, 0.0), now, now)
+        assert controller.step(now).active
+    assert not source.grid.occupied.any() and source.grid.plan()[0] is planned[0]
+    goal_terms = slice(slot.policy.card.observation.scan.sectors, None)
+    goal_terms = slice(goal_terms.start, goal_terms.start + 3)
+    np.testing.assert_array_equal(controller._last_observation[goal_terms], straight[goal_terms])
+    # The planning thread's call maps the fresh scan and replans: toward the doorway.
+    now = T0 + 20 * SEC
+    controller.scan = ScanSample(wall_scan(pose), now, now)
+    controller.odom = OdomSample(pose, (0.0, 0.0), now, now)
+    controller.plan_goal_sources(now)
+    assert source.grid.occupied.any() and source.grid.plan()[0] is not planned[0]
+    assert controller.step(now).active
+    expected = ObservationBuilder(slot.policy.card.observation).build(
+        controller.scan.scan,
+        pose,
+        (0.0, 0.0),
+        fed_source(pose).waypoint(GOAL, pose, 0.0),
+        (0.0, 0.0),
+    )
+    np.testing.assert_allclose(controller._last_observation[goal_terms], expected[goal_terms])
+    assert not np.allclose(expected[goal_terms], straight[goal_terms])
 
 
 def test_a_swap_to_another_goal_source_takes_effect_with_a_fresh_source(tmp_path):
