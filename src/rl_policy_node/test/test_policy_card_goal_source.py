@@ -98,34 +98,68 @@ def test_a_file_with_an_unknown_goal_source_is_refused(tmp_path):
         load_policy(path)
 
 
-def test_the_shipped_policy_still_sees_the_raw_goal(workspace_root):
-    path = workspace_root / "models" / "nav_policy.pt"
+def test_a_raw_goal_policy_file_sees_the_goal_itself(workspace_root):
+    # weak_policy.pt was written before goal sources existed: its card has none.
+    path = workspace_root / "models" / "weak_policy.pt"
     policy = load_policy(path)
     assert policy.card.observation.goal == GoalSpec(distance_cap=5.0)
     # The card reads and writes back exactly as stored (no goal-source keys added).
     assert json.loads(policy.card.to_json()) == json.loads(policy.card_text)
-    slot = prepare_policy(path, "nav_policy.pt", (0.22, 2.0))  # the default robot's limits
+    slot = prepare_policy(path, "weak_policy.pt", (0.22, 2.0))  # the default robot's limits
     assert slot.goal_source is None
-    beams = 360
-    ranges = 1.0 + 0.5 * np.sin(np.arange(beams) * 0.1)
-    scan = ScanInput(ranges, -math.pi, 2 * math.pi / beams, 0.12, 3.5)
-    pose, velocity, goal = (0.5, -0.2, 0.3), (0.1, 0.2), (3.0, 1.0)
-    now = 100_000_000_000
-    controller = PolicyController()
-    controller.install(slot)
-    controller.scan = ScanSample(scan, now, now)
-    controller.odom = OdomSample(pose, velocity, now, now)
-    controller.set_goal(*goal)
-    assert controller.step(now).active
+    scan = ScanInput(
+        1.0 + 0.5 * np.sin(np.arange(BEAMS) * 0.1), -math.pi, 2 * math.pi / BEAMS, 0.12, 3.5
+    )
+    controller = controller_on(slot, scan)
+    assert controller.step(NOW).active
     builder = ObservationBuilder(policy.card.observation)
-    expected = builder.build(scan, pose, velocity, goal, (0.0, 0.0))
+    expected = builder.build(scan, POSE, VELOCITY, GOAL, (0.0, 0.0))
     np.testing.assert_array_equal(controller._last_observation, expected)
     # The goal terms: distance to the goal itself (capped at 5 m, scaled) and its bearing.
     sectors = policy.card.observation.scan.sectors
-    dx, dy = goal[0] - pose[0], goal[1] - pose[1]
-    angle = math.atan2(dy, dx) - pose[2]
     np.testing.assert_allclose(
-        controller._last_observation[sectors : sectors + 3],
-        [math.hypot(dx, dy) / 5.0, math.cos(angle), math.sin(angle)],
-        atol=1e-6,
+        controller._last_observation[sectors : sectors + 3], goal_terms(GOAL, 5.0), atol=1e-6
     )
+
+
+def test_the_shipped_policy_sees_a_waypoint_down_the_grid_path(workspace_root):
+    path = workspace_root / "models" / "nav_policy.pt"
+    policy = load_policy(path)
+    goal = policy.card.observation.goal
+    assert goal.source == "grid_waypoint" and goal.grid is not None
+    assert json.loads(policy.card.to_json()) == json.loads(policy.card_text)
+    slot = prepare_policy(path, "nav_policy.pt", (0.22, 2.0))
+    assert slot.goal_source is not None
+    # Nothing within range: the policy sees a point about `lookahead` m down the grid
+    # path toward the goal (an 8-connected path, so within 45 degrees of the goal's
+    # bearing), not the goal 2.7 m away.
+    scan = ScanInput(np.full(BEAMS, 3.5), -math.pi, 2 * math.pi / BEAMS, 0.12, 3.5)
+    controller = controller_on(slot, scan)
+    assert controller.step(NOW).active
+    sectors = policy.card.observation.scan.sectors
+    distance, cos_bearing, sin_bearing = controller._last_observation[sectors : sectors + 3]
+    cells = 2 * goal.grid.resolution
+    assert abs(distance * goal.distance_cap - goal.lookahead) <= cells
+    _, goal_cos, goal_sin = goal_terms(GOAL, goal.distance_cap)
+    assert cos_bearing * goal_cos + sin_bearing * goal_sin >= math.cos(math.radians(45))
+
+
+BEAMS = 360
+POSE, VELOCITY, GOAL = (0.5, -0.2, 0.3), (0.1, 0.2), (3.0, 1.0)
+NOW = 100_000_000_000
+
+
+def controller_on(slot, scan: ScanInput) -> PolicyController:
+    controller = PolicyController()
+    controller.install(slot)
+    controller.scan = ScanSample(scan, NOW, NOW)
+    controller.odom = OdomSample(POSE, VELOCITY, NOW, NOW)
+    controller.set_goal(*GOAL)
+    return controller
+
+
+def goal_terms(point: tuple[float, float], distance_cap: float) -> list[float]:
+    """Distance (capped, scaled) to `point` from POSE and cos/sin of its bearing."""
+    dx, dy = point[0] - POSE[0], point[1] - POSE[1]
+    angle = math.atan2(dy, dx) - POSE[2]
+    return [min(math.hypot(dx, dy), distance_cap) / distance_cap, math.cos(angle), math.sin(angle)]
