@@ -12,7 +12,7 @@ from rl_policy_node.drift_watch import NO_BASELINE, DriftWatch
 from rl_policy_node.live_monitor import MonitorSettings
 from rl_policy_node.model_lifecycle import ModelLifecycle
 from rl_policy_node.policy_inputs import OdomSample, ScanSample
-from rl_policy_node.policy_runtime import TickResult
+from rl_policy_node.policy_runtime import PolicyController, TickResult
 from rl_policy_node.probation import ProbationSettings
 from rl_policy_node.scan_drift import DriftSettings, ScanStatistics
 
@@ -41,7 +41,9 @@ def run(life: ModelLifecycle, start_ns: int, seconds: float, result: TickResult 
     return rollbacks, now
 
 
-def test_two_take_overs_on_probation_roll_back_to_the_trusted_model(slots):
+def b_on_probation_after_a(slots) -> tuple[PolicyController, ModelLifecycle, int]:
+    """Model a trusted from the start, b set by a person and driving for 2 s in POLICY;
+    returns the controller, the lifecycle and the time reached."""
     controller = controller_with_inputs(slots["a"])
     life = lifecycle(controller)
     life.swapped(slots["a"], by_person=True, at_start=True)
@@ -50,6 +52,11 @@ def test_two_take_overs_on_probation_roll_back_to_the_trusted_model(slots):
     life.swapped(slots["b"], by_person=True)
     life.mode_changed("POLICY", T0 / 1e9 + 1.0)
     _, now = run(life, T0 + 1_000_000_000, 2.0)
+    return controller, life, now
+
+
+def test_two_take_overs_on_probation_roll_back_to_the_trusted_model(slots):
+    controller, life, now = b_on_probation_after_a(slots)
     # A take-over while the policy is inactive is not the model's fault: not counted.
     controller._active = False
     life.mode_changed("FALLBACK: policy/active false", now / 1e9)
@@ -69,14 +76,7 @@ def test_two_take_overs_on_probation_roll_back_to_the_trusted_model(slots):
 def test_take_overs_heard_during_a_ticks_inference_count(slots):
     # The tick reads the clock before inference; a mode callback during inference
     # stamps a later time, and the tick then hands it to the monitor.
-    controller = controller_with_inputs(slots["a"])
-    life = lifecycle(controller)
-    life.swapped(slots["a"], by_person=True, at_start=True)
-    run(life, T0, 1.0)
-    controller.install(slots["b"])
-    life.swapped(slots["b"], by_person=True)
-    life.mode_changed("POLICY", T0 / 1e9 + 1.0)
-    _, now = run(life, T0 + 1_000_000_000, 2.0)
+    controller, life, now = b_on_probation_after_a(slots)
     controller._active = True  # the policy drives (run() feeds results, not the controller)
     rollbacks = []
     for _ in range(2):
