@@ -216,10 +216,11 @@ class PolicyController:
     def plan_goal_sources(self, now_ns: int) -> None:
         """Map a new, fresh scan and replan when due, for the live and shadow policies'
         grid waypoint sources: the tick's share of that work, done by another thread
-        when `plan_in_background` (a no-op for goal-only policies)."""
+        when `plan_in_background` (a no-op for goal-only policies). Like the tick, it
+        replans only while a command may be produced (the map is kept current always)."""
         self.feed_goal_sources(now_ns)
         odom, goal = self.odom, self.goal
-        if odom is None or goal is None:
+        if odom is None or goal is None or self.gate(now_ns) is not None:
             return
         for slot in (self.slot, self.shadow):
             if slot is not None and slot.goal_source is not None:

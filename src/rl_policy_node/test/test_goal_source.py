@@ -300,11 +300,16 @@ def test_with_planning_in_the_background_the_tick_only_walks_the_plan(tmp_path):
     goal_terms = slice(slot.policy.card.observation.scan.sectors, None)
     goal_terms = slice(goal_terms.start, goal_terms.start + 3)
     np.testing.assert_array_equal(controller._last_observation[goal_terms], straight[goal_terms])
-    # The planning thread's call maps the fresh scan and replans: toward the doorway.
+    # The planning thread's call maps the fresh scan; it replans only while the policy
+    # may drive, as the tick would.
     now = T0 + 20 * SEC
     controller.scan = ScanSample(wall_scan(pose), now, now)
     controller.odom = OdomSample(pose, (0.0, 0.0), now, now)
+    controller.enabled = False
     controller.plan_goal_sources(now)
+    assert source.grid.occupied.any() and source.grid.plan()[0] is planned[0]
+    controller.enabled = True
+    controller.plan_goal_sources(now)  # toward the doorway
     assert source.grid.occupied.any() and source.grid.plan()[0] is not planned[0]
     assert controller.step(now).active
     expected = ObservationBuilder(slot.policy.card.observation).build(
