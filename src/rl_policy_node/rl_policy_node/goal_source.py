@@ -139,12 +139,11 @@ class GridWaypointSource:
         x, y = float(pose[0]), float(pose[1])
         target = (float(goal[0]), float(goal[1]))
         if replan:
-            with self._lock:
-                self._note_time(now)
+            self.plan(target, (x, y), now)
         if math.hypot(target[0] - x, target[1] - y) <= self.lookahead:
             return target
         plan = self.grid.plan()
-        if replan or plan is None or plan[1] != target:
+        if plan is None or plan[1] != target:
             self.plan(target, (x, y), now)
             plan = self.grid.plan()
         carrot = self.grid.carrot((x, y), self.lookahead, plan)

@@ -149,8 +149,6 @@ class ModelLifecycle:
             self._apply_swaps(now_s)
             calls, self._calls = self._calls, []
             for what, when, policy_drove in calls:
-                # A callback that ran during this tick's inference stamped a later time.
-                when = min(when, now_s)
                 if what == "handover":
                     monitor.policy_handed_over(when, HANDOVER_REASON)
                 elif what == "goal_started":
