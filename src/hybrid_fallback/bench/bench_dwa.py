@@ -6,6 +6,8 @@ cycle: scan -> points (`scan_to_points`) plus `DwaPlanner.compute` (the local pl
 single thread) in the room and in a 1 m wide corridor (the densest case: both walls within
 reach), and separately the guided controller (`FallbackController.compute`,
 which adds the obstacle-memory update and, once per replan period, the cost-to-goal field).
+Also timed: the mover tracker's update per scan (`MoverTracker.update`) with the robot
+driving through the room while a cylinder walks across it.
 """
 
 from __future__ import annotations
@@ -17,11 +19,19 @@ import numpy as np
 
 from hybrid_fallback.dwa import DwaPlanner
 from hybrid_fallback.fallback import FallbackController
+from hybrid_fallback.mover_tracker import MoverTracker
 from rlguard_tools.benchlib import bench_arguments, summarize, write_results
 from safety_controller.scan_geometry import scan_to_points
 
 CYCLES = 400
 RANGE_MAX = 12.0
+
+
+def circle_segments(cx: float, cy: float, radius: float, sides: int = 16) -> list[tuple]:
+    """A round post's outline as segments."""
+    angles = np.linspace(0.0, 2 * math.pi, sides + 1)
+    pts = np.column_stack((cx + radius * np.cos(angles), cy + radius * np.sin(angles)))
+    return [(*a, *b) for a, b in zip(pts[:-1], pts[1:], strict=True)]
 
 
 def segments_of_world() -> np.ndarray:
@@ -43,10 +53,7 @@ def segments_of_world() -> np.ndarray:
     box(1.2, -0.8, 0.6, 0.6)
     box(2.0, 1.2, 0.3, 1.2)
     for cx, cy in ((-1.8, -1.0), (0.3, 0.2), (-0.2, -1.3)):
-        angles = np.linspace(0.0, 2 * math.pi, 17)
-        pts = np.column_stack((cx + 0.12 * np.cos(angles), cy + 0.12 * np.sin(angles)))
-        for a, b in zip(pts[:-1], pts[1:], strict=True):
-            segments.append((*a, *b))
+        segments.extend(circle_segments(cx, cy, 0.12))
     return np.array(segments)
 
 
@@ -78,6 +85,25 @@ def corridor_cycle_times(beams: int, rng: np.random.Generator) -> list[float]:
         started = time.perf_counter()
         points = scan_to_points(noisy, -math.pi, 2 * math.pi / beams, 0.12, RANGE_MAX).points
         planner.compute(points, (5.0, -pose[1]), velocity)
+        times.append((time.perf_counter() - started) * 1e3)
+    return times
+
+
+def tracker_update_times(beams: int, rng: np.random.Generator) -> list[float]:
+    """Mover tracker update per scan (10 Hz): the robot drives along the room at 0.2 m/s
+    while a 0.2 m cylinder walks across it at 0.35 m/s."""
+    room = segments_of_world()
+    tracker = MoverTracker()
+    times = []
+    for cycle in range(CYCLES):
+        now = 0.1 * cycle
+        x = -2.4 + (0.02 * cycle) % 4.8
+        pose = (x, -0.4, 0.0)
+        walker = circle_segments(0.5, 1.8 - (0.035 * cycle) % 3.6, 0.2)
+        ranges = ray_cast(pose, beams, np.vstack((room, walker))) + rng.normal(0.0, 0.01, beams)
+        points = scan_to_points(ranges, -math.pi, 2 * math.pi / beams, 0.12, RANGE_MAX).points
+        started = time.perf_counter()
+        tracker.update(points + pose[:2], pose[:2], now)
         times.append((time.perf_counter() - started) * 1e3)
     return times
 
@@ -128,6 +154,7 @@ def main() -> None:
         )
         figures[f"guided_cycle_{beams}_beams"] = summarize(guided_times, "ms")
         figures[f"points_used_{beams}_beams"] = summarize(points_used, "points")
+        figures[f"tracker_update_{beams}_beams"] = summarize(tracker_update_times(beams, rng), "ms")
     write_results("dwa", figures, args.out)
 
 

@@ -14,6 +14,10 @@ Modes: POLICY, FALLBACK, TELEOP, IDLE (no goal or goal reached), STOPPED (nothin
   stall and interventions count as failures; an inactive policy (switched off, or it
   reports why it cannot run) does not, and `on_policy_disabled` decides between FALLBACK
   and STOPPED for it.
+- POLICY -> FALLBACK also while the policy's command would meet a tracked moving
+  obstacle (`moving_threat`, when `fallback_for_movers`): the DWA sees obstacles move and
+  the policy does not. It is not a failure; the threat keeps the policy from counting as
+  healthy, so it returns `retry_after` seconds after the threat has passed.
 - FALLBACK/STOPPED -> POLICY after the policy has been healthy for
   `retry_after * 2**(failures - 1)` seconds (at least `retry_after`, at most
   `max_retry_delay`); after more than `max_retries` failures for one goal it stays in FALLBACK.
@@ -89,6 +93,7 @@ class ArbiterConfig:
     fallback_recover_time: float = 0.5
     on_policy_disabled: str = "fallback"
     stall_along_route: bool = True  # progress measured along the fallback's route
+    fallback_for_movers: bool = True  # the DWA drives while a moving obstacle threatens
 
     def validate(self) -> None:
         """Raise ValueError naming the first invalid value."""
@@ -130,6 +135,9 @@ class ArbiterInputs:
     # Distance to the goal along the current route at a position (NaN: unknown); with
     # `stall_along_route`, progress is judged with it, both ends on today's route.
     route_distance: Callable[[tuple[float, float]], float] | None = None
+    # Why the policy's current command would meet a tracked moving obstacle ("": it would
+    # not, or nothing is tracked).
+    moving_threat: str = ""
 
 
 @dataclass(frozen=True)
@@ -328,6 +336,8 @@ class Arbiter:
             return Mode.IDLE, f"goal reached (within {cfg.goal_tolerance:g} m)"
 
         active, fresh, strictly_healthy, age = self._policy_health(inputs, now)
+        threatened = cfg.fallback_for_movers and bool(inputs.moving_threat)
+        strictly_healthy = strictly_healthy and not threatened
         if strictly_healthy:
             if self._healthy_since is None:
                 self._healthy_since = now
@@ -409,6 +419,8 @@ class Arbiter:
                 f"(> policy_timeout {cfg.policy_timeout:g} s)",
                 True,
             )
+        if cfg.fallback_for_movers and inputs.moving_threat:
+            return f"moving obstacle: {inputs.moving_threat}", False
         stall = self._stall(inputs, now)
         if stall is not None:
             return stall, True

@@ -18,7 +18,11 @@ Safety of the collision check (all distances in the base frame of the current po
   score clearance (coarser grid) and points beyond that are dropped.
 So a selected rollout keeps the footprint + margin off every scan point along the whole arc.
 Tracked moving obstacles (position, velocity, radius) are checked at the time of each
-rollout pose instead, with the same radius.
+rollout pose instead, with the same radius, and beyond the rollout up to `moving_horizon`
+with the robot held at the rollout's end: a rollout is only safe if the robot could stop
+where it ends and not be run into there. When a tracked obstacle leaves no such rollout,
+the planner evades: of the rollouts clear of the scan points, those that meet the obstacle
+latest and keep farthest from it, the best scored.
 A point already inside that radius at the start (robot too close already) only rejects the
 rollouts that get closer to it, so the robot can back or turn away instead of freezing.
 
@@ -71,6 +75,9 @@ class DwaConfig:
     speed_weight: float = 0.3
     goal_slowdown_gain: float = 0.8  # 1/s, v <= gain * distance to goal near the goal
     clearance_at_end: bool = False  # score clearance at the rollout end (recovery) not its minimum
+    # s: tracked moving obstacles are checked against the rollout's end pose until this time
+    # (at most sim_time: the rollout alone)
+    moving_horizon: float = 0.0
 
     def validate(self) -> None:
         """Raise ValueError naming the first inconsistent value."""
@@ -105,6 +112,8 @@ class DwaConfig:
             raise ValueError("linear_samples must be >= 2 and angular_samples >= 3")
         if self.safety_margin < 0.0:
             raise ValueError("safety_margin must be >= 0")
+        if self.moving_horizon < 0.0:
+            raise ValueError("moving_horizon must be >= 0")
         for name in ("heading_weight", "goal_distance_weight", "clearance_weight", "speed_weight"):
             if getattr(self, name) < 0.0:
                 raise ValueError(f"{name} must be >= 0")
@@ -212,6 +221,7 @@ class DwaResult:
     min_clearance: float  # m from footprint edge along the chosen rollout, inf if no points
     points_used: int  # obstacle points after reach filtering and grid reduction
     blind_samples: int = 0  # samples refused only because they enter unobserved space
+    moving_samples: int = 0  # samples refused only because a tracked moving obstacle meets them
 
 
 def rollout_poses(
@@ -302,6 +312,9 @@ class DwaPlanner:
         self.config.validate()
         steps = int(math.ceil(self.config.sim_time / self.config.rollout_dt - 1e-9))
         self._times = np.arange(steps + 1, dtype=np.float64) * self.config.rollout_dt
+        held = int(math.ceil(self.config.moving_horizon / self.config.rollout_dt - 1e-9)) - steps
+        # Times at which tracked moving obstacles meet the robot held at the rollout's end.
+        self._held_times = self._times[-1] + np.arange(1, max(held, 0) + 1) * self.config.rollout_dt
 
     def window(self, linear: float, angular: float) -> tuple[np.ndarray, np.ndarray]:
         """The sampled (v, w) pairs (flattened grid) reachable within one control period."""
@@ -387,9 +400,12 @@ class DwaPlanner:
         else:
             colliding = np.zeros(total, dtype=bool)
             min_dist = np.full(total, np.inf)
+        meets_moving = np.zeros(total, dtype=bool)
+        meeting_time = np.full(total, np.inf)
+        moving_gap = np.full(total, np.inf)
         if moving is not None and len(moving):
-            hit_moving, moving_dist = self._check_moving(xs, ys, moving, check_radius)
-            colliding |= hit_moving
+            meeting_time, moving_dist, moving_gap = self._check_moving(xs, ys, moving, check_radius)
+            meets_moving = np.isfinite(meeting_time)
             min_dist = np.minimum(min_dist, moving_dist)
         edges = []
         if observed_sector is not None:
@@ -411,7 +427,18 @@ class DwaPlanner:
                 into_blind = _hits(_distances2(xs, ys, blind), blind, check_radius) & ~colliding
                 blind_samples = int(np.count_nonzero(into_blind))
                 colliding |= into_blind
-        safe = ~colliding
+        moving_samples = int(np.count_nonzero(meets_moving & ~colliding))
+        safe = ~colliding & ~meets_moving
+        reason = "best_sample"
+        if not safe.any() and moving_samples:
+            # Every rollout clear of the scan meets a moving obstacle: those that meet it
+            # latest, of those the ones that stay farthest from it (within a centimetre:
+            # turns on the spot tie), scored as usual.
+            latest = float(np.max(np.where(colliding, -np.inf, meeting_time)))
+            later = ~colliding & (meeting_time >= latest - 1e-9)
+            farthest = float(np.max(np.where(later, moving_gap, -np.inf)))
+            safe = later & (moving_gap >= farthest - 0.01)
+            reason = "evade_moving"
 
         if not safe.any():
             result = self._no_safe_sample(obstacles, goal_x, goal_y, goal_distance, total)
@@ -454,25 +481,42 @@ class DwaPlanner:
         return DwaResult(
             linear=float(v_samples[best]),
             angular=float(w_samples[best]),
-            reason="best_sample",
-            safe_samples=int(np.count_nonzero(safe)),
+            reason=reason,
+            safe_samples=int(np.count_nonzero(safe)) if reason == "best_sample" else 0,
             total_samples=total,
             score=float(score[best]),
             min_clearance=min_clearance,
             points_used=int(obstacles.shape[0]),
             blind_samples=blind_samples,
+            moving_samples=moving_samples,
         )
+
+    def meeting_time(self, linear: float, angular: float, moving: np.ndarray) -> float:
+        """When (s) the rollout of (`linear`, `angular`), held at its end up to
+        `moving_horizon`, meets a moving obstacle of `moving` (rows as in `compute`); inf
+        when it does not."""
+        xs, ys, _ = rollout_poses(np.array([linear]), np.array([angular]), self._times)
+        meeting, _, _ = self._check_moving(xs, ys, moving, self.config.check_radius)
+        return float(meeting[0])
 
     def _check_moving(
         self, xs: np.ndarray, ys: np.ndarray, moving: np.ndarray, check_radius: float
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(rollouts that meet a moving obstacle, distance to its surface + check radius).
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per rollout: the time it meets a moving obstacle (inf: never), the distance to the
+        obstacles' surfaces over the rollout, and its closest approach minus the reach over
+        the rollout and the held poses.
 
-        An obstacle already within reach at the start rejects only the rollouts that get
-        closer to it than they start, as for scan points.
+        Poses are checked at the rollout's times and, held at its end, up to
+        `moving_horizon`. An obstacle already within reach at the start meets only the
+        rollouts that get closer to it than they start, as for scan points.
         """
         obstacles = np.asarray(moving, dtype=np.float64).reshape(-1, 5)
-        t = self._times[None, :, None]
+        times = np.concatenate((self._times, self._held_times))
+        held = self._held_times.size
+        if held:
+            xs = np.concatenate((xs, np.repeat(xs[:, -1:], held, axis=1)), axis=1)
+            ys = np.concatenate((ys, np.repeat(ys[:, -1:], held, axis=1)), axis=1)
+        t = times[None, :, None]
         ox = obstacles[None, None, :, 0] + obstacles[None, None, :, 2] * t
         oy = obstacles[None, None, :, 1] + obstacles[None, None, :, 3] * t
         dist = np.hypot(xs[:, :, None] - ox, ys[:, :, None] - oy)  # (samples, steps, K)
@@ -480,9 +524,12 @@ class DwaPlanner:
         drift = 0.5 * self.config.rollout_dt * np.hypot(obstacles[:, 2], obstacles[:, 3])
         reach = check_radius + obstacles[None, None, :, 4] + drift[None, None, :]
         start = dist[:, :1, :]
-        blocking = (dist < reach) & ((start >= reach) | (dist < start * (1.0 - 1e-6)))
-        surface = (dist - obstacles[None, None, :, 4]).min(axis=(1, 2))
-        return blocking.any(axis=(1, 2)), surface
+        blocking = ((dist < reach) & ((start >= reach) | (dist < start * (1.0 - 1e-6)))).any(axis=2)
+        meeting = np.where(blocking.any(axis=1), times[np.argmax(blocking, axis=1)], np.inf)
+        rollout = self._times.size
+        surface = (dist[:, :rollout, :] - obstacles[None, None, :, 4]).min(axis=(1, 2))
+        gap = (dist - reach).min(axis=(1, 2))  # over the held poses too
+        return meeting, surface, gap
 
     def _no_safe_sample(
         self,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from hybrid_fallback.dwa import DwaConfig, DwaPlanner, DwaResult, ObservedSector
+from hybrid_fallback.mover_tracker import MoverTracker, TrackerConfig
 from hybrid_fallback.nav_grid import NavGridConfig, NavigationGrid
 
 
@@ -52,6 +53,10 @@ class FallbackController:
     with a trap ahead the recovery turns on the spot, away from the nearest obstacle,
     instead of reversing blind (with a front lidar the space behind is never in view, so it
     never reverses; it turns until forward motion is free).
+
+    Every scan it maps also goes to a `MoverTracker` (unless `tracker.enabled` is false):
+    obstacles seen moving are handed to the DWA with their velocity, so it keeps out of
+    where they are going (see `DwaPlanner.compute`), unless the caller passes its own.
     """
 
     def __init__(
@@ -59,11 +64,13 @@ class FallbackController:
         dwa: DwaConfig | None = None,
         grid: NavGridConfig | None = None,
         guidance: GuidanceConfig | None = None,
+        tracker: TrackerConfig | None = None,
     ) -> None:
         self.guidance = guidance or GuidanceConfig()
         self.guidance.validate()
         self.planner = DwaPlanner(dwa)
         self.grid = NavigationGrid(grid)
+        self.tracker = MoverTracker(tracker)
         self._planned_at = -math.inf
         self._planned_goal: tuple[float, float] | None = None
         self._anchor: tuple[float, float, float] | None = None  # (time, x, y) of last motion
@@ -72,6 +79,7 @@ class FallbackController:
         self.recoveries = 0
         self._route_recoveries = 0  # recoveries when the route was last chosen
         self._mapped_scan: object | None = None  # `scan_id` of the scan last put on the grid
+        self._tracked_scan: object | None = None  # `scan_id` of the scan last tracked
 
     @property
     def planner(self) -> DwaPlanner:
@@ -121,13 +129,15 @@ class FallbackController:
         self._anchor = None
 
     def reset(self) -> None:
-        """Forget the obstacle memory and the plan."""
+        """Forget the obstacle memory, the tracked movers and the plan."""
         self.grid.reset()
+        self.tracker.reset()
         self._planned_at = -math.inf
         self._planned_goal = None
         self._anchor = None
         self._recovering_until = -math.inf
         self._mapped_scan = None
+        self._tracked_scan = None
 
     def compute(
         self,
@@ -157,6 +167,9 @@ class FallbackController:
         goal_base = (cos_yaw * dx + sin_yaw * dy, -sin_yaw * dx + cos_yaw * dy)
         unseen = {"observed_sector": observed_sector, "unobserved_edges": unobserved_edges}
         if not self.guidance.enabled:
+            self.track(points, scan_pose or pose, now, scan_id)
+            if moving is None:
+                moving = self._moving_in_base(pose, now)
             return self.planner.compute(points, goal_base, velocity, moving=moving, **unseen)
 
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
@@ -171,6 +184,8 @@ class FallbackController:
             self._recovering_until = -math.inf
         self._last_call = now
         self.observe(pts, pose, goal_key, now, scan_id, scan_pose)
+        if moving is None:
+            moving = self._moving_in_base(pose, now)
 
         if self._stuck(x, y, now):
             return self._recover(pts, goal_base, velocity, moving, **unseen)
@@ -218,11 +233,10 @@ class FallbackController:
         """
         if scan_id is None or scan_id != self._mapped_scan:
             self._mapped_scan = scan_id
-            sx, sy, syaw = (float(value) for value in (scan_pose or pose))
-            cos_yaw, sin_yaw = math.cos(syaw), math.sin(syaw)
-            pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-            rotation = np.array([[cos_yaw, -sin_yaw], [sin_yaw, cos_yaw]])
-            self.grid.update(pts @ rotation.T + (sx, sy), (sx, sy))
+            sx, sy = (float(value) for value in (scan_pose or pose)[:2])
+            odom_points = self._to_odom(points, scan_pose or pose)
+            self.grid.update(odom_points, (sx, sy))
+        self.track(points, scan_pose or pose, now, scan_id)
         x, y = float(pose[0]), float(pose[1])
         goal_key = (float(goal[0]), float(goal[1]))
         if now < self._planned_at:
@@ -233,6 +247,58 @@ class FallbackController:
             self.grid.compute_field(goal_key, (x, y), keep_route=keep_route)
             self._planned_goal, self._planned_at = goal_key, now
             self._route_recoveries = self.recoveries
+
+    @staticmethod
+    def _to_odom(points: np.ndarray, pose: tuple[float, float, float]) -> np.ndarray:
+        """Base-frame `points` of a scan taken at odom `pose`, in the odom frame."""
+        sx, sy, syaw = (float(value) for value in pose)
+        cos_yaw, sin_yaw = math.cos(syaw), math.sin(syaw)
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        rotation = np.array([[cos_yaw, -sin_yaw], [sin_yaw, cos_yaw]])
+        return pts @ rotation.T + (sx, sy)
+
+    def track(
+        self,
+        points: np.ndarray,
+        scan_pose: tuple[float, float, float],
+        now: float,
+        scan_id: object | None = None,
+    ) -> None:
+        """Give the mover tracker the scan `points` (base frame) taken at odom `scan_pose`;
+        with `scan_id`, a scan already tracked is not taken again (`observe` and `compute`
+        call this themselves)."""
+        if not self.tracker.config.enabled:
+            return
+        if scan_id is None or scan_id != self._tracked_scan:
+            self._tracked_scan = scan_id
+            origin = (float(scan_pose[0]), float(scan_pose[1]))
+            self.tracker.update(self._to_odom(points, scan_pose), origin, now)
+
+    def moving_threat(
+        self, command: tuple[float, float], pose: tuple[float, float, float], now: float
+    ) -> float:
+        """When (s from now) a tracked moving obstacle meets the robot at odom `pose`
+        driving `command` (linear, angular) as the DWA rolls it out, held at its end up to
+        the DWA's `moving_horizon`; inf when none does."""
+        moving = self._moving_in_base(pose, now)
+        if moving is None:
+            return math.inf
+        return self.planner.meeting_time(command[0], command[1], moving)
+
+    def _moving_in_base(self, pose: tuple[float, float, float], now: float) -> np.ndarray | None:
+        """The tracked moving obstacles as (x, y, vx, vy, radius) rows in the base frame."""
+        if not self.tracker.config.enabled:
+            return None
+        rows = self.tracker.moving_obstacles(now)
+        if rows.shape[0] == 0:
+            return None
+        x, y, yaw = (float(value) for value in pose)
+        cos_yaw, sin_yaw = math.cos(yaw), math.sin(yaw)
+        to_base = np.array([[cos_yaw, sin_yaw], [-sin_yaw, cos_yaw]])
+        base = rows.copy()
+        base[:, 0:2] = (rows[:, 0:2] - (x, y)) @ to_base.T
+        base[:, 2:4] = rows[:, 2:4] @ to_base.T
+        return base
 
     def route_distance(self, goal: tuple[float, float], xy: tuple[float, float]) -> float:
         """Cost-to-goal (m along the current route, dearer near obstacles) at odom `xy`;

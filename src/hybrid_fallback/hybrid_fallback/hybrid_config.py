@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from hybrid_fallback.arbiter import ArbiterConfig
 from hybrid_fallback.dwa import DwaConfig
 from hybrid_fallback.fallback import FallbackController, GuidanceConfig
+from hybrid_fallback.mover_tracker import TrackerConfig
 from hybrid_fallback.nav_grid import NavGridConfig
 from rlguard_common.parameters import ParameterSpec
 from safety_controller.scan_geometry import LidarMount
@@ -111,6 +112,21 @@ PARAMETERS: dict[str, ParameterSpec] = {
     "goal_slowdown_gain": ParameterSpec(
         0.8, "Near the goal v <= gain * distance (1/s)", (0.01, 100.0)
     ),
+    "track_moving_obstacles": ParameterSpec(
+        True,
+        "Track obstacles that move from scan to scan; the DWA keeps out of where they go",
+    ),
+    "moving_horizon": ParameterSpec(
+        4.0,
+        "The DWA refuses a rollout whose end pose a tracked moving obstacle reaches within "
+        "this time (s; at most sim_time: the rollout alone)",
+        (0.0, 30.0),
+    ),
+    "fallback_for_movers": ParameterSpec(
+        True,
+        "POLICY -> FALLBACK while the policy's command would meet a tracked moving obstacle "
+        "within moving_horizon (not a failure: the policy returns retry_after after it passed)",
+    ),
     "use_navigation_grid": ParameterSpec(True, "Guide the DWA with the remembered-obstacle grid"),
     "lookahead": ParameterSpec(
         0.8, "Look-ahead along the grid path for the heading score (m)", (0.05, 10.0)
@@ -136,6 +152,7 @@ class HybridConfig:
     dwa: DwaConfig
     guidance: GuidanceConfig
     grid: NavGridConfig
+    tracker: TrackerConfig
     control_period: float  # s between control steps (1 / control_rate_hz)
     source_timeout: float  # s: a scan older than this leaves the fallback unhealthy
     odom_timeout: float  # s: odometry older than this leaves the fallback unhealthy
@@ -222,6 +239,7 @@ def build_hybrid_config(values: Mapping[str, object]) -> HybridConfig:
         stall_window=_number(values, "stall_window"),
         min_progress=_number(values, "min_progress"),
         stall_along_route=_flag(values, "stall_along_route"),
+        fallback_for_movers=_flag(values, "fallback_for_movers"),
         intervention_window=_number(values, "intervention_window"),
         intervention_scale_threshold=_number(values, "intervention_scale_threshold"),
         max_intervention_rate=_number(values, "max_intervention_rate"),
@@ -255,7 +273,9 @@ def build_hybrid_config(values: Mapping[str, object]) -> HybridConfig:
         clearance_weight=_number(values, "clearance_weight"),
         speed_weight=_number(values, "speed_weight"),
         goal_slowdown_gain=_number(values, "goal_slowdown_gain"),
+        moving_horizon=_number(values, "moving_horizon"),
     )
+    tracker = TrackerConfig(enabled=_flag(values, "track_moving_obstacles"))
     inflation = dwa.collision_radius + GRID_INFLATION_EXTRA
     grid = NavGridConfig(
         resolution=_number(values, "grid_resolution"),
@@ -272,11 +292,13 @@ def build_hybrid_config(values: Mapping[str, object]) -> HybridConfig:
     dwa.validate()
     grid.validate()
     guidance.validate()
+    tracker.validate()
     return HybridConfig(
         arbiter=arbiter,
         dwa=dwa,
         guidance=guidance,
         grid=grid,
+        tracker=tracker,
         control_period=control_period,
         source_timeout=_number(values, "source_timeout"),
         odom_timeout=_number(values, "odom_timeout"),
@@ -289,4 +311,4 @@ def build_hybrid_config(values: Mapping[str, object]) -> HybridConfig:
 
 def fallback_controller(config: HybridConfig) -> FallbackController:
     """The classical controller (DWA guided by the navigation grid) the node drives with."""
-    return FallbackController(config.dwa, config.grid, config.guidance)
+    return FallbackController(config.dwa, config.grid, config.guidance, config.tracker)

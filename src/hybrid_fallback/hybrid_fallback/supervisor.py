@@ -22,6 +22,7 @@ import numpy as np
 from hybrid_fallback.arbiter import Arbiter, ArbiterInputs, CommandSource, Decision
 from hybrid_fallback.dwa import DwaPlanner, ObservedSector
 from hybrid_fallback.hybrid_config import HybridConfig, fallback_controller
+from hybrid_fallback.mover_tracker import MoverTracker
 from hybrid_fallback.nav_grid import NavigationGrid
 from rlguard_common import topics
 from rlguard_common.geometry import yaw_from_quaternion
@@ -100,6 +101,8 @@ class HybridSupervisor:
         self.arbiter.config = config.arbiter
         self.controller.guidance = config.guidance
         self.controller.planner = DwaPlanner(config.dwa)
+        if config.tracker != self.controller.tracker.config:
+            self.controller.tracker = MoverTracker(config.tracker)
         if config.grid != self.controller.grid.config:
             self.controller.grid = NavigationGrid(config.grid)
             self.controller.reset()
@@ -262,23 +265,42 @@ class HybridSupervisor:
             fallback_status=status,
             position=None if self.pose is None else (self.pose[0], self.pose[1]),
             route_distance=route_distance,
+            moving_threat=self.moving_threat(now),
         )
         self.decision = self.arbiter.update(inputs, now)
         return self.decision
 
+    def moving_threat(self, now: float) -> str:
+        """Why the policy's latest command would meet a tracked moving obstacle ("": it
+        would not, or there is no command, pose or tracked mover)."""
+        if self.policy_cmd is None or self.pose is None:
+            return ""
+        meeting = self.controller.moving_threat(self.policy_cmd, self.pose, now)
+        if not math.isfinite(meeting):
+            return ""
+        return f"the policy's command meets one in {meeting:.1f} s"
+
     def update_route(self, now: float) -> None:
         """While another source drives, let the fallback map the latest scan and replan its
         route (`stall_along_route`): the stall check measures along it and a take-over
-        starts from it. Call it after the command went out: a replan takes milliseconds."""
-        if not self.arbiter.config.stall_along_route or self.goal is None:
+        starts from it; and track moving obstacles in it (the mover take-over checks the
+        policy's command against them). Call it after the command went out: a replan takes
+        milliseconds."""
+        if self.goal is None or self.scan is None or self.pose is None:
             return
-        if self.scan is None or self.pose is None or not self.fallback_health(now)[0]:
+        if not self.fallback_health(now)[0]:
             return
         if self.decision is not None and self.decision.source is CommandSource.FALLBACK:
             return  # the fallback's own command did it
-        self.controller.observe(
-            self.scan.points, self.pose, self.goal, now, self.scan_count, self.scan_pose
-        )
+        if self.arbiter.config.stall_along_route:
+            self.controller.observe(
+                self.scan.points, self.pose, self.goal, now, self.scan_count, self.scan_pose
+            )
+        else:
+            # The mover tracker still needs every scan (`fallback_for_movers`).
+            self.controller.track(
+                self.scan.points, self.scan_pose or self.pose, now, self.scan_count
+            )
 
     def command(self, decision: Decision, now: float) -> Velocity:
         """The command of the decision's source: policy, teleop, the DWA, or zero."""
@@ -337,6 +359,7 @@ class HybridSupervisor:
             "dwa_last_reason": self.last_dwa_reason,
             "dwa_time_last_ms": f"{self.dwa_time_last * 1e3:.2f}",
             "dwa_time_max_ms": f"{self.dwa_time_max * 1e3:.2f}",
+            "moving_obstacles": str(self.controller.tracker.moving_obstacles(now).shape[0]),
             "switches_total": str(sum(arbiter.switch_counts.values())),
         }
         for key, count in sorted(arbiter.switch_counts.items()):

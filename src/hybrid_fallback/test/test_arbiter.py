@@ -42,6 +42,7 @@ class Driver:
         self.last_cmd: float | None = None
         self.teleop_time: float | None = None
         self.fallback_healthy = True
+        self.moving_threat = ""
         self.decisions: list[Decision] = []
 
     def step(self, duration: float = PERIOD) -> Decision:
@@ -67,6 +68,7 @@ class Driver:
             last_teleop_time=self.teleop_time,
             fallback_healthy=self.fallback_healthy,
             fallback_status="ok" if self.fallback_healthy else "scan stale (0.80 s)",
+            moving_threat=self.moving_threat,
         )
 
     def switches(self) -> list[Decision]:
@@ -297,6 +299,31 @@ def test_returns_to_policy_after_retry_after_of_healthy_policy():
     assert driver.time_of_first(Mode.POLICY, after=failed_at) - failed_at == pytest.approx(
         2.0, abs=2 * PERIOD
     )
+
+
+def test_a_moving_obstacle_hands_over_without_a_failure_until_it_has_passed():
+    driver = in_policy()
+    driver.step(1.0)
+    driver.moving_threat = "the policy's command meets one in 2.0 s"
+    decision = driver.step()
+    assert decision.mode is Mode.FALLBACK and decision.switched
+    assert decision.reason == "moving obstacle: the policy's command meets one in 2.0 s"
+    assert driver.arbiter.failures == 0
+    driver.step(5.0)  # the threat lasts: the policy stays out however healthy it is
+    assert driver.arbiter.mode is Mode.FALLBACK
+    passed_at = driver.now
+    driver.moving_threat = ""
+    assert wait_for_policy(driver) == pytest.approx(2.0, abs=2 * PERIOD)  # retry_after
+    assert driver.now - passed_at == pytest.approx(2.0, abs=2 * PERIOD)
+    assert driver.arbiter.failures == 0
+
+
+def test_with_the_mover_take_over_off_a_threat_changes_nothing():
+    driver = Driver(fallback_for_movers=False)
+    driver.step()
+    driver.moving_threat = "the policy's command meets one in 1.0 s"
+    driver.step(3.0)
+    assert [d.mode for d in driver.switches()] == [Mode.POLICY]
 
 
 def fail_by_silence(driver: Driver) -> float:

@@ -186,6 +186,51 @@ def test_a_crossing_obstacle_changes_the_choice_only_when_it_is_tracked():
     assert tracked.min_clearance >= 0.0 or tracked.reason != "best_sample"
 
 
+HELD = DwaConfig(moving_horizon=4.0)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    x=st.floats(-2.0, 2.0),
+    y=st.floats(-1.5, 1.5),
+    vx=st.floats(-0.6, 0.6),
+    vy=st.floats(-0.6, 0.6),
+    radius=st.floats(0.1, 0.3),
+    speed=st.floats(0.0, 0.26),
+)
+def test_a_selected_rollout_ends_where_a_mover_will_not_reach_it(x, y, vx, vy, radius, speed):
+    planner = DwaPlanner(HELD)
+    moving = np.array([[x, y, vx, vy, radius]])
+    result = planner.compute(np.zeros((0, 2)), (3.0, 0.0), (speed, 0.0), moving=moving)
+    if result.reason != "best_sample" or math.hypot(x, y) - radius <= HELD.check_radius:
+        return
+    path = fine_rollout(result.linear, result.angular, HELD.sim_time)
+    times = np.arange(0.0, HELD.moving_horizon + 1e-9, 0.001)
+    held = np.vstack((path, np.repeat(path[-1:], times.size - path.shape[0], axis=0)))
+    obstacle = np.column_stack((x + vx * times, y + vy * times))
+    gap = np.hypot(*(held - obstacle).T) - radius
+    assert gap.min() >= HELD.collision_radius - 1e-6
+
+
+def test_standing_in_a_movers_way_is_refused_beyond_the_rollout():
+    # A mover 1.6 m behind, walking up the robot's lane at 0.35 m/s: it reaches the robot in
+    # about 4 s, after the 1.5-s rollouts end.
+    moving = np.array([[-1.6, 0.0, 0.35, 0.0, 0.2]])
+    short = DwaPlanner(CONFIG).compute(np.zeros((0, 2)), (0.0, 3.0), (0.0, 0.0), moving=moving)
+    held = DwaPlanner(HELD).compute(np.zeros((0, 2)), (0.0, 3.0), (0.0, 0.0), moving=moving)
+    assert short.moving_samples == 0
+    assert held.moving_samples > 0
+
+
+def test_with_no_way_clear_of_a_mover_the_robot_evades_it():
+    # From standstill nothing leaves the lane in time: the pick is the latest meeting,
+    # forward, away from the mover, not a stop in its way.
+    moving = np.array([[-0.9, 0.0, 0.4, 0.0, 0.2]])
+    result = DwaPlanner(HELD).compute(np.zeros((0, 2)), (3.0, 0.0), (0.0, 0.0), moving=moving)
+    assert result.reason == "evade_moving"
+    assert result.linear > 0.0
+
+
 # --------------------------------------------------------------- unseen is not free
 
 

@@ -15,6 +15,7 @@ from hybrid_fallback.hybrid_config import (
     build_hybrid_config,
     fallback_controller,
 )
+from hybrid_fallback.mover_tracker import TrackerConfig
 from hybrid_fallback.nav_grid import NavGridConfig
 from rlguard_common.parameters import load_node_parameters, parameter_defaults
 from safety_controller.scan_geometry import LidarMount
@@ -49,7 +50,9 @@ def test_the_defaults_build_the_deployed_cores():
         clearance_weight=0.4,
         speed_weight=0.3,
         goal_slowdown_gain=0.8,
+        moving_horizon=4.0,
     )
+    assert config.tracker == TrackerConfig(enabled=True)
     inflation = 0.11 + 0.03 + 0.05  # the DWA's collision radius + 5 cm
     assert config.grid == NavGridConfig(
         resolution=0.1, size=40.0, inflation_radius=inflation, proximity_radius=inflation + 0.26
@@ -108,6 +111,8 @@ def test_unknown_names_are_ignored_and_ints_count_as_floats():
         ("odom_frame_id", 3, "odom_frame_id must be a string"),
         ("min_velocity", [0.0, 0.5], "min_angular_velocity must be < 0"),
         ("lidar_yaw", 4.0, "lidar_yaw must be in"),
+        ("moving_horizon", -1.0, "moving_horizon must be in"),
+        ("track_moving_obstacles", "yes", "track_moving_obstacles must be true or false"),
     ],
 )
 def test_invalid_values_are_refused_with_the_reason(name, value, reason):
@@ -131,11 +136,20 @@ def test_the_grid_follows_the_footprint():
 
 
 def test_fallback_controller_runs_the_configured_cores():
-    config = build_hybrid_config({**defaults(), "use_navigation_grid": False, "lookahead": 1.2})
+    config = build_hybrid_config(
+        {
+            **defaults(),
+            "use_navigation_grid": False,
+            "lookahead": 1.2,
+            "track_moving_obstacles": False,
+        }
+    )
     controller = fallback_controller(config)
     assert isinstance(controller, FallbackController)
     reference = FallbackController(config.dwa, config.grid, config.guidance)
     assert controller.planner.config == reference.planner.config == config.dwa
     assert controller.grid.config == reference.grid.config == config.grid
     assert controller.guidance == reference.guidance == config.guidance
+    assert controller.tracker.config == config.tracker
+    assert not controller.tracker.config.enabled
     assert fallback_controller(config) is not controller  # a fresh controller each call

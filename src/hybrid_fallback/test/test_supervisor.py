@@ -289,7 +289,7 @@ def test_diagnostic_values():
     sup.receive_policy_cmd(0.1, 0.2, 0.0)
     sup.step(0.0)
     values = sup.diagnostic_values(0.5)
-    assert list(values)[:12] == [
+    assert list(values)[:13] == [
         "mode",
         "reason",
         "goal",
@@ -301,8 +301,10 @@ def test_diagnostic_values():
         "dwa_last_reason",
         "dwa_time_last_ms",
         "dwa_time_max_ms",
+        "moving_obstacles",
         "switches_total",
     ]
+    assert values["moving_obstacles"] == "0"
     assert values["mode"] == "POLICY"
     assert values["reason"] == sup.reason == "new goal; policy active"
     assert values["goal"] == "5.000, 0.000"
@@ -330,3 +332,55 @@ def test_a_scan_is_mapped_once_from_the_odometry_it_arrived_with():
     assert (grid.occupied == ring).all()
     sup.receive_scan([2.5] * 360, *FULL_CIRCLE, 0.12, 3.5, 0.2)  # the next scan
     assert sup.scan_pose == pytest.approx((0.0, 0.0, math.pi / 2)) and sup.scan_count == 2
+
+
+def walker_ranges(x: float, y: float, radius: float = 0.2) -> list[float]:
+    """The 360 ranges (FULL_CIRCLE) a lidar at the origin sees of one cylinder at (x, y)."""
+    ranges = []
+    for beam in range(360):
+        angle = FULL_CIRCLE[0] + beam * FULL_CIRCLE[1]
+        dx, dy = math.cos(angle), math.sin(angle)
+        b = -(x * dx + y * dy)
+        disc = b * b - (x * x + y * y - radius * radius)
+        near = -b - math.sqrt(disc) if disc >= 0.0 else math.inf
+        ranges.append(near if near > 0.0 else math.inf)
+    return ranges
+
+
+def test_a_mover_walking_into_the_policys_path_hands_over_to_the_fallback():
+    sup = supervisor()
+    ready(sup, 0.0)
+    sup.receive_policy_active(True)
+    modes = []
+    for tick in range(60):  # 3 s at 20 Hz; a scan every other tick (10 Hz)
+        now = 0.05 * tick
+        sup.receive_policy_cmd(0.2, 0.0, now)  # straight on toward the goal (5, 0)
+        sup.receive_odom((0.0, 0.0), IDENTITY, (0.0, 0.0), now)
+        if tick % 2 == 0:
+            # A cylinder crossing 0.6 m ahead from the left at 0.35 m/s.
+            sup.receive_scan(walker_ranges(0.6, 1.6 - 0.35 * now), *FULL_CIRCLE, 0.12, 3.5, now)
+        decision = sup.step(now)
+        sup.command(decision, now)  # the fallback's command tracks the scan when it drives
+        sup.update_route(now)
+        modes.append(decision.mode)
+    assert modes[0] is Mode.POLICY
+    assert modes[-1] is Mode.FALLBACK
+    assert sup.reason.startswith("moving obstacle: the policy's command meets one in")
+    assert sup.arbiter.failures == 0
+    assert sup.diagnostic_values(3.0)["moving_obstacles"] == "1"
+
+
+def test_a_still_cylinder_ahead_is_no_mover():
+    sup = supervisor()
+    ready(sup, 0.0)
+    sup.receive_policy_active(True)
+    for tick in range(60):
+        now = 0.05 * tick
+        sup.receive_policy_cmd(0.2, 0.0, now)
+        sup.receive_odom((0.0, 0.0), IDENTITY, (0.0, 0.0), now)
+        if tick % 2 == 0:
+            sup.receive_scan(walker_ranges(1.0, 0.0), *FULL_CIRCLE, 0.12, 3.5, now)
+        sup.step(now)
+        sup.update_route(now)
+    assert sup.moving_threat(3.0) == ""
+    assert sup.arbiter.mode is Mode.POLICY
