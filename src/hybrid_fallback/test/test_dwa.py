@@ -152,30 +152,6 @@ def test_selected_rollout_never_hits_a_scan_point(
         assert result.linear == 0.0
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    x=st.floats(0.3, 2.0),
-    y=st.floats(-1.0, 1.0),
-    vx=st.floats(-1.0, 1.0),
-    vy=st.floats(-1.0, 1.0),
-    radius=st.floats(0.1, 0.3),
-    speed=st.floats(0.0, 0.26),
-)
-def test_never_selects_a_rollout_that_meets_a_moving_obstacle(x, y, vx, vy, radius, speed):
-    planner = DwaPlanner(CONFIG)
-    moving = np.array([[x, y, vx, vy, radius]])
-    result = planner.compute(np.zeros((0, 2)), (3.0, 0.0), (speed, 0.0), moving=moving)
-    if result.reason != "best_sample":
-        return
-    times = np.arange(0.0, CONFIG.sim_time + 1e-9, 0.001)
-    path = fine_rollout(result.linear, result.angular, CONFIG.sim_time)
-    obstacle = np.column_stack((x + vx * times, y + vy * times))
-    start = math.hypot(x, y)
-    gap = np.hypot(*(path - obstacle).T) - radius
-    if start - radius > CONFIG.collision_radius:
-        assert gap.min() >= CONFIG.collision_radius - 1e-6
-
-
 def test_a_crossing_obstacle_changes_the_choice_only_when_it_is_tracked():
     planner = DwaPlanner(CONFIG)
     # Crossing the robot's straight path from the left, arriving there in about 1 s.
@@ -189,6 +165,7 @@ def test_a_crossing_obstacle_changes_the_choice_only_when_it_is_tracked():
 HELD = DwaConfig(moving_horizon=4.0)
 
 
+@pytest.mark.parametrize("config", [CONFIG, HELD], ids=["rollout", "held_to_4s"])
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     x=st.floats(-2.0, 2.0),
@@ -198,18 +175,20 @@ HELD = DwaConfig(moving_horizon=4.0)
     radius=st.floats(0.1, 0.3),
     speed=st.floats(0.0, 0.26),
 )
-def test_a_selected_rollout_ends_where_a_mover_will_not_reach_it(x, y, vx, vy, radius, speed):
-    planner = DwaPlanner(HELD)
+def test_a_selected_rollout_is_not_met_by_a_moving_obstacle(config, x, y, vx, vy, radius, speed):
+    """Along the rollout, and held at its end up to `moving_horizon` when that is longer."""
+    planner = DwaPlanner(config)
     moving = np.array([[x, y, vx, vy, radius]])
     result = planner.compute(np.zeros((0, 2)), (3.0, 0.0), (speed, 0.0), moving=moving)
-    if result.reason != "best_sample" or math.hypot(x, y) - radius <= HELD.check_radius:
+    if result.reason != "best_sample" or math.hypot(x, y) - radius <= config.check_radius:
         return
-    path = fine_rollout(result.linear, result.angular, HELD.sim_time)
-    times = np.arange(0.0, HELD.moving_horizon + 1e-9, 0.001)
+    path = fine_rollout(result.linear, result.angular, config.sim_time)
+    horizon = max(config.moving_horizon, config.sim_time)
+    times = np.arange(0.0, horizon + 1e-9, 0.001)
     held = np.vstack((path, np.repeat(path[-1:], times.size - path.shape[0], axis=0)))
     obstacle = np.column_stack((x + vx * times, y + vy * times))
     gap = np.hypot(*(held - obstacle).T) - radius
-    assert gap.min() >= HELD.collision_radius - 1e-6
+    assert gap.min() >= config.collision_radius - 1e-6
 
 
 def test_standing_in_a_movers_way_is_refused_beyond_the_rollout():

@@ -279,6 +279,17 @@ def test_configure_keeps_the_obstacle_memory_unless_the_grid_changes():
     assert sup.fallback_health(1.0) == (False, "odom stale (1.00 s)")  # odom_timeout 0.5
 
 
+def test_configure_switches_the_mover_tracking():
+    sup = supervisor()
+    tracker = sup.controller.tracker
+    values = parameter_defaults(PARAMETERS)
+    sup.configure(build_hybrid_config({**values, "moving_horizon": 2.0}))
+    assert sup.controller.tracker is tracker  # the tracks survive an unrelated change
+    assert sup.controller.planner.config.moving_horizon == 2.0
+    sup.configure(build_hybrid_config({**values, "track_moving_obstacles": False}))
+    assert not sup.controller.tracker.config.enabled
+
+
 def test_diagnostic_values():
     sup = supervisor()
     assert sup.reason == "no update yet"
