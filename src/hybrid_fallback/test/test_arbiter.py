@@ -83,8 +83,8 @@ class Driver:
         return times[0]
 
 
-def in_policy() -> Driver:
-    driver = Driver()
+def in_policy(**config: object) -> Driver:
+    driver = Driver(**config)
     decision = driver.step()
     assert decision.mode is Mode.POLICY
     return driver
@@ -302,7 +302,7 @@ def test_returns_to_policy_after_retry_after_of_healthy_policy():
 
 
 def test_a_moving_obstacle_hands_over_without_a_failure_until_it_has_passed():
-    driver = in_policy()
+    driver = in_policy(fallback_for_movers=True)
     driver.step(1.0)
     driver.moving_threat = "the policy's command meets one in 2.0 s"
     decision = driver.step()

@@ -280,14 +280,16 @@ def test_configure_keeps_the_obstacle_memory_unless_the_grid_changes():
 
 
 def test_configure_switches_the_mover_tracking():
-    sup = supervisor()
+    values = {**parameter_defaults(PARAMETERS), "track_moving_obstacles": True}
+    sup = supervisor(**values)
     tracker = sup.controller.tracker
-    values = parameter_defaults(PARAMETERS)
     sup.configure(build_hybrid_config({**values, "moving_horizon": 2.0}))
     assert sup.controller.tracker is tracker  # the tracks survive an unrelated change
     assert sup.controller.planner.config.moving_horizon == 2.0
     sup.configure(build_hybrid_config({**values, "track_moving_obstacles": False}))
     assert not sup.controller.tracker.config.enabled
+    sup.configure(build_hybrid_config({**values, "track_moving_obstacles": True}))
+    assert sup.controller.tracker.config.enabled
 
 
 def test_diagnostic_values():
@@ -358,8 +360,11 @@ def walker_ranges(x: float, y: float, radius: float = 0.2) -> list[float]:
     return ranges
 
 
+MOVERS_ON = {"track_moving_obstacles": True, "fallback_for_movers": True}
+
+
 def test_a_mover_walking_into_the_policys_path_hands_over_to_the_fallback():
-    sup = supervisor()
+    sup = supervisor(**MOVERS_ON)
     ready(sup, 0.0)
     sup.receive_policy_active(True)
     modes = []
@@ -382,7 +387,7 @@ def test_a_mover_walking_into_the_policys_path_hands_over_to_the_fallback():
 
 
 def test_a_still_cylinder_ahead_is_no_mover():
-    sup = supervisor()
+    sup = supervisor(**MOVERS_ON)
     ready(sup, 0.0)
     sup.receive_policy_active(True)
     for tick in range(60):
