@@ -231,12 +231,15 @@ class FallbackController:
         off their obstacles (0.1 m at 2.5 m after a 2-degree turn), drawing phantom
         obstacles into doors and corridors.
         """
-        if scan_id is None or scan_id != self._mapped_scan:
-            self._mapped_scan = scan_id
-            sx, sy = (float(value) for value in (scan_pose or pose)[:2])
-            odom_points = self._to_odom(points, scan_pose or pose)
-            self.grid.update(odom_points, (sx, sy))
-        self.track(points, scan_pose or pose, now, scan_id)
+        taken_at = scan_pose or pose
+        new_for_grid = scan_id is None or scan_id != self._mapped_scan
+        if new_for_grid or self._new_for_tracker(scan_id):
+            odom_points = self._to_odom(points, taken_at)  # once for both
+            origin = (float(taken_at[0]), float(taken_at[1]))
+            if new_for_grid:
+                self._mapped_scan = scan_id
+                self.grid.update(odom_points, origin)
+            self._track_odom(odom_points, origin, now, scan_id)
         x, y = float(pose[0]), float(pose[1])
         goal_key = (float(goal[0]), float(goal[1]))
         if now < self._planned_at:
@@ -267,12 +270,22 @@ class FallbackController:
         """Give the mover tracker the scan `points` (base frame) taken at odom `scan_pose`;
         with `scan_id`, a scan already tracked is not taken again (`observe` and `compute`
         call this themselves)."""
-        if not self.tracker.config.enabled:
-            return
-        if scan_id is None or scan_id != self._tracked_scan:
-            self._tracked_scan = scan_id
+        if self._new_for_tracker(scan_id):
             origin = (float(scan_pose[0]), float(scan_pose[1]))
-            self.tracker.update(self._to_odom(points, scan_pose), origin, now)
+            self._track_odom(self._to_odom(points, scan_pose), origin, now, scan_id)
+
+    def _new_for_tracker(self, scan_id: object | None) -> bool:
+        """True when tracking is on and the scan `scan_id` names is not tracked yet."""
+        enabled = self.tracker.config.enabled
+        return enabled and (scan_id is None or scan_id != self._tracked_scan)
+
+    def _track_odom(
+        self, odom_points: np.ndarray, origin: tuple[float, float], now: float, scan_id: object
+    ) -> None:
+        """Track a new scan's odom-frame points (see `track`)."""
+        if self._new_for_tracker(scan_id):
+            self._tracked_scan = scan_id
+            self.tracker.update(odom_points, origin, now)
 
     def moving_threat(
         self, command: tuple[float, float], pose: tuple[float, float, float], now: float

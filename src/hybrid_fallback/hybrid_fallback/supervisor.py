@@ -272,7 +272,9 @@ class HybridSupervisor:
 
     def moving_threat(self, now: float) -> str:
         """Why the policy's latest command would meet a tracked moving obstacle ("": it
-        would not, or there is no command, pose or tracked mover)."""
+        would not, the take-over is off, or there is no command, pose or tracked mover)."""
+        if not self.arbiter.config.fallback_for_movers:
+            return ""
         if self.policy_cmd is None or self.pose is None:
             return ""
         meeting = self.controller.moving_threat(self.policy_cmd, self.pose, now)
@@ -287,6 +289,9 @@ class HybridSupervisor:
         policy's command against them). Call it after the command went out: a replan takes
         milliseconds."""
         if self.goal is None or self.scan is None or self.pose is None:
+            return
+        tracking = self.controller.tracker.config.enabled
+        if not (self.arbiter.config.stall_along_route or tracking):
             return
         if not self.fallback_health(now)[0]:
             return
