@@ -10,6 +10,7 @@ import numpy as np
 from hybrid_fallback.dwa import DwaConfig, DwaPlanner, DwaResult, ObservedSector
 from hybrid_fallback.mover_tracker import MoverTracker, TrackerConfig
 from hybrid_fallback.nav_grid import NavGridConfig, NavigationGrid
+from rlguard_common.geometry import base_to_odom, odom_to_base
 
 
 @dataclass(frozen=True)
@@ -234,7 +235,7 @@ class FallbackController:
         taken_at = scan_pose or pose
         new_for_grid = scan_id is None or scan_id != self._mapped_scan
         if new_for_grid or self._new_for_tracker(scan_id):
-            odom_points = self._to_odom(points, taken_at)  # once for both
+            odom_points = base_to_odom(points, taken_at)  # once for both
             origin = (float(taken_at[0]), float(taken_at[1]))
             if new_for_grid:
                 self._mapped_scan = scan_id
@@ -251,15 +252,6 @@ class FallbackController:
             self._planned_goal, self._planned_at = goal_key, now
             self._route_recoveries = self.recoveries
 
-    @staticmethod
-    def _to_odom(points: np.ndarray, pose: tuple[float, float, float]) -> np.ndarray:
-        """Base-frame `points` of a scan taken at odom `pose`, in the odom frame."""
-        sx, sy, syaw = (float(value) for value in pose)
-        cos_yaw, sin_yaw = math.cos(syaw), math.sin(syaw)
-        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-        rotation = np.array([[cos_yaw, -sin_yaw], [sin_yaw, cos_yaw]])
-        return pts @ rotation.T + (sx, sy)
-
     def track(
         self,
         points: np.ndarray,
@@ -272,7 +264,7 @@ class FallbackController:
         call this themselves)."""
         if self._new_for_tracker(scan_id):
             origin = (float(scan_pose[0]), float(scan_pose[1]))
-            self._track_odom(self._to_odom(points, scan_pose), origin, now, scan_id)
+            self._track_odom(base_to_odom(points, scan_pose), origin, now, scan_id)
 
     def _new_for_tracker(self, scan_id: object | None) -> bool:
         """True when tracking is on and the scan `scan_id` names is not tracked yet."""
@@ -305,12 +297,9 @@ class FallbackController:
         rows = self.tracker.moving_obstacles(now)
         if rows.shape[0] == 0:
             return None
-        x, y, yaw = (float(value) for value in pose)
-        cos_yaw, sin_yaw = math.cos(yaw), math.sin(yaw)
-        to_base = np.array([[cos_yaw, sin_yaw], [-sin_yaw, cos_yaw]])
         base = rows.copy()
-        base[:, 0:2] = (rows[:, 0:2] - (x, y)) @ to_base.T
-        base[:, 2:4] = rows[:, 2:4] @ to_base.T
+        base[:, 0:2] = odom_to_base(rows[:, 0:2], pose)
+        base[:, 2:4] = odom_to_base(rows[:, 2:4], (0.0, 0.0, pose[2]))
         return base
 
     def route_distance(self, goal: tuple[float, float], xy: tuple[float, float]) -> float:

@@ -226,21 +226,15 @@ class MoverTracker:
             track.detections.pop(0)
         track.radius = float(np.median([d.radius for d in track.detections]))
         centers = np.array([d.center(track.radius) for d in track.detections])
-        track.velocity, track.moving = self._fit(np.asarray(track.times), centers)
-        # The fitted line's point now (the last centre while not moving).
-        times = np.asarray(track.times)
-        mean_t = float(times.mean())
-        mean_c = centers.mean(axis=0)
-        if track.moving:
-            track.last_center = (
-                float(mean_c[0] + track.velocity[0] * (now - mean_t)),
-                float(mean_c[1] + track.velocity[1] * (now - mean_t)),
-            )
-        else:
-            track.last_center = (float(centers[-1, 0]), float(centers[-1, 1]))
+        track.velocity, track.moving, on_line = self._fit(np.asarray(track.times), centers, now)
+        # The fitted line's point now: less noisy than the last centre alone.
+        last = on_line if track.moving else centers[-1]
+        track.last_center = (float(last[0]), float(last[1]))
 
-    def _fit(self, times: np.ndarray, centers: np.ndarray) -> tuple[tuple[float, float], bool]:
-        """(velocity, moving) from a track's recent centres.
+    def _fit(
+        self, times: np.ndarray, centers: np.ndarray, now: float
+    ) -> tuple[tuple[float, float], bool, np.ndarray]:
+        """(velocity, moving, the fitted line's point at `now`) from a track's recent centres.
 
         Moving needs enough detections over enough time, a speed within the limits that
         also stands out of its own standard error three times over (the centres' scatter
@@ -248,16 +242,18 @@ class MoverTracker:
         """
         cfg = self.config
         count = times.size
+        mean_t = float(times.mean())
+        mean_c = centers.mean(axis=0)
         if count < 2:
-            return (0.0, 0.0), False
-        dt = times - times.mean()
+            return (0.0, 0.0), False, mean_c
+        dt = times - mean_t
         spread = float(np.dot(dt, dt))
         if spread <= 0.0:
-            return (0.0, 0.0), False
-        slope = (dt @ (centers - centers.mean(axis=0))) / spread
+            return (0.0, 0.0), False, mean_c
+        slope = (dt @ (centers - mean_c)) / spread
         velocity = (float(slope[0]), float(slope[1]))
         speed = math.hypot(*velocity)
-        fitted = centers.mean(axis=0) + np.outer(dt, slope)
+        fitted = mean_c + np.outer(dt, slope)
         squared = float(np.sum((centers - fitted) ** 2))
         residual = math.sqrt(squared / count)
         standard_error = math.sqrt(squared / max(count - 2, 1) / spread) if count > 2 else math.inf
@@ -267,7 +263,7 @@ class MoverTracker:
             and max(cfg.min_speed, 3.0 * standard_error) <= speed <= cfg.max_speed
             and residual <= cfg.max_residual
         )
-        return velocity, moving
+        return velocity, moving, mean_c + slope * (now - mean_t)
 
     def moving_obstacles(self, now: float) -> np.ndarray:
         """Moving tracks as rows (x, y, vx, vy, radius), odom frame, predicted to `now`."""

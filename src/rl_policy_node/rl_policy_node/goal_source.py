@@ -29,6 +29,7 @@ import numpy as np
 from hybrid_fallback.nav_grid import NavGridConfig, NavigationGrid
 from rl_policy_node.observation import ScanInput
 from rl_policy_node.policy_card import GOAL_SOURCE_GRID_WAYPOINT, GoalSpec
+from rlguard_common.geometry import base_to_odom
 from safety_controller.scan_geometry import LidarMount, scan_to_points
 
 
@@ -75,13 +76,10 @@ class GridWaypointSource:
 
     def update(self, points_base: np.ndarray, pose: Sequence[float], now: float) -> None:
         """Mark obstacle points (base frame, (N, 2)) seen from `pose` (x, y, yaw in odom)."""
-        x, y, yaw = (float(value) for value in pose)
-        c, s = math.cos(yaw), math.sin(yaw)
-        pts = np.asarray(points_base, dtype=np.float64).reshape(-1, 2)
-        odom = pts @ np.array([[c, s], [-s, c]]) + (x, y)
+        odom = base_to_odom(points_base, (pose[0], pose[1], pose[2]))
         with self._lock:
             self._note_time(now)
-            self.grid.update(odom, (x, y))
+            self.grid.update(odom, (float(pose[0]), float(pose[1])))
 
     def feed_scan(
         self,

@@ -28,3 +28,20 @@ def quaternion_from_yaw(yaw: float) -> tuple[float, float, float, float]:
 def wrap_angle(angle: np.ndarray | float) -> np.ndarray | float:
     """Angle(s) wrapped into [-pi, pi)."""
     return (np.asarray(angle) + math.pi) % (2.0 * math.pi) - math.pi
+
+
+def base_to_odom(points: np.ndarray, pose: tuple[float, float, float]) -> np.ndarray:
+    """Base-frame points (N, 2) of a robot at odom `pose` (x, y, yaw), in the odom frame."""
+    x, y, yaw = (float(value) for value in pose)
+    c, s = math.cos(yaw), math.sin(yaw)
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    return pts @ np.array([[c, s], [-s, c]]) + (x, y)
+
+
+def odom_to_base(points: np.ndarray, pose: tuple[float, float, float]) -> np.ndarray:
+    """Odom-frame points (N, 2) in the base frame of a robot at odom `pose` (x, y, yaw);
+    with pose (0, 0, yaw) it turns odom-frame vectors (velocities) into base-frame ones."""
+    x, y, yaw = (float(value) for value in pose)
+    c, s = math.cos(yaw), math.sin(yaw)
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    return (pts - (x, y)) @ np.array([[c, -s], [s, c]])

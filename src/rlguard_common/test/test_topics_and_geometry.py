@@ -56,3 +56,11 @@ def test_wrap_angle_lands_in_minus_pi_to_pi():
     assert np.all(wrapped >= -math.pi) and np.all(wrapped < math.pi)
     np.testing.assert_allclose(np.cos(wrapped), np.cos(angles), atol=1e-12)
     np.testing.assert_allclose(np.sin(wrapped), np.sin(angles), atol=1e-12)
+
+
+def test_base_and_odom_frames_convert_points_both_ways():
+    pose = (1.0, 2.0, math.pi / 2.0)  # at (1, 2), facing +y
+    ahead_and_left = np.array([[1.0, 0.0], [0.0, 1.0]])
+    odom = geometry.base_to_odom(ahead_and_left, pose)
+    np.testing.assert_allclose(odom, [[1.0, 3.0], [0.0, 2.0]], atol=1e-12)
+    np.testing.assert_allclose(geometry.odom_to_base(odom, pose), ahead_and_left, atol=1e-12)
