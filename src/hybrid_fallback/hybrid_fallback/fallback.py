@@ -57,7 +57,9 @@ class FallbackController:
 
     Every scan it maps also goes to a `MoverTracker` (unless `tracker.enabled` is false):
     obstacles seen moving are handed to the DWA with their velocity, so it keeps out of
-    where they are going (see `DwaPlanner.compute`), unless the caller passes its own.
+    where they are going (see `DwaPlanner.compute`), unless the caller passes its own; and
+    the grid forgets what it remembered where they walked, so a walker's path does not
+    become a wall the route must go round.
     """
 
     def __init__(
@@ -168,7 +170,7 @@ class FallbackController:
         goal_base = (cos_yaw * dx + sin_yaw * dy, -sin_yaw * dx + cos_yaw * dy)
         unseen = {"observed_sector": observed_sector, "unobserved_edges": unobserved_edges}
         if not self.guidance.enabled:
-            self.track(points, scan_pose or pose, now, scan_id)
+            self.track(points, scan_pose or pose, now, scan_id, observed_sector is None)
             if moving is None:
                 moving = self._moving_in_base(pose, now)
             return self.planner.compute(points, goal_base, velocity, moving=moving, **unseen)
@@ -184,7 +186,7 @@ class FallbackController:
             self._anchor = None
             self._recovering_until = -math.inf
         self._last_call = now
-        self.observe(pts, pose, goal_key, now, scan_id, scan_pose)
+        self.observe(pts, pose, goal_key, now, scan_id, scan_pose, observed_sector is None)
         if moving is None:
             moving = self._moving_in_base(pose, now)
 
@@ -220,10 +222,12 @@ class FallbackController:
         now: float,
         scan_id: object | None = None,
         scan_pose: tuple[float, float, float] | None = None,
+        full_circle: bool = True,
     ) -> None:
         """Remember the scan `points` (base frame) and replan the route from `pose` (odom)
         to `goal` when it is new or `replan_period` old; `compute` does this itself, and the
         supervisor calls it while another source drives, so the route stays current.
+        `full_circle`: the scan's beams cover a full turn (see `MoverTracker.update`).
 
         The points are put on the grid as seen from `scan_pose` (default `pose`), the pose
         the robot had when the scan was taken. With `scan_id` (any value naming the scan) a
@@ -237,10 +241,15 @@ class FallbackController:
         if new_for_grid or self._new_for_tracker(scan_id):
             odom_points = base_to_odom(points, taken_at)  # once for both
             origin = (float(taken_at[0]), float(taken_at[1]))
+            self._track_odom(odom_points, origin, now, scan_id, full_circle)
             if new_for_grid:
                 self._mapped_scan = scan_id
+                if self.tracker.config.enabled:
+                    # A mover stays on the map where it is now, not where it walked: its
+                    # remembered path would be a wall the route goes round (or out through
+                    # the arena's wall, unseen space counting as free).
+                    self.grid.forget(self.tracker.moving_discs())
                 self.grid.update(odom_points, origin)
-            self._track_odom(odom_points, origin, now, scan_id)
         x, y = float(pose[0]), float(pose[1])
         goal_key = (float(goal[0]), float(goal[1]))
         if now < self._planned_at:
@@ -258,13 +267,14 @@ class FallbackController:
         scan_pose: tuple[float, float, float],
         now: float,
         scan_id: object | None = None,
+        full_circle: bool = True,
     ) -> None:
         """Give the mover tracker the scan `points` (base frame) taken at odom `scan_pose`;
         with `scan_id`, a scan already tracked is not taken again (`observe` and `compute`
-        call this themselves)."""
+        call this themselves). `full_circle`: see `observe`."""
         if self._new_for_tracker(scan_id):
             origin = (float(scan_pose[0]), float(scan_pose[1]))
-            self._track_odom(base_to_odom(points, scan_pose), origin, now, scan_id)
+            self._track_odom(base_to_odom(points, scan_pose), origin, now, scan_id, full_circle)
 
     def _new_for_tracker(self, scan_id: object | None) -> bool:
         """True when tracking is on and the scan `scan_id` names is not tracked yet."""
@@ -272,12 +282,17 @@ class FallbackController:
         return enabled and (scan_id is None or scan_id != self._tracked_scan)
 
     def _track_odom(
-        self, odom_points: np.ndarray, origin: tuple[float, float], now: float, scan_id: object
+        self,
+        odom_points: np.ndarray,
+        origin: tuple[float, float],
+        now: float,
+        scan_id: object,
+        full_circle: bool,
     ) -> None:
         """Track a new scan's odom-frame points (see `track`)."""
         if self._new_for_tracker(scan_id):
             self._tracked_scan = scan_id
-            self.tracker.update(odom_points, origin, now)
+            self.tracker.update(odom_points, origin, now, full_circle)
 
     def moving_threat(
         self, command: tuple[float, float], pose: tuple[float, float, float], now: float

@@ -6,8 +6,9 @@ beam spacings at that range). Clusters wider than `max_size` are structure (wall
 and are not tracked. A small cluster is an object: a circle whose radius is half the
 cluster's width, centred behind the cluster's mean point (a circle seen from one side shows
 its near half; beams evenly spaced in bearing put their mean pi r / 4 in front of the
-centre). A cluster with a nearer
-point right beside either end is partly hidden: its width and centre say nothing about
+centre). A cluster with a nearer point right beside either end (the next beam, not the next
+return after beams that saw nothing), or at either end of a scan that covers less than a
+full circle, is partly hidden: its width and centre say nothing about
 motion (an occlusion edge slides along whatever is behind it as the robot moves), so it
 only keeps its track alive.
 
@@ -18,6 +19,10 @@ least `min_span` seconds, when its speed is at least `min_speed` and its centres
 within `max_residual` of the fitted line: a static post seen from a passing robot, range
 noise and dropouts do not make a mover. `moving_obstacles(now)` gives the moving tracks as
 rows (x, y, vx, vy, radius), odom frame, predicted to `now` at constant velocity.
+
+`moving_discs` says where the moving tracks have been over the last `history` seconds: an
+obstacle map fed from the same scans forgets what it remembered there before it marks the
+new scan, so a walker stays on the map where it is but does not draw a wall along its path.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ import numpy as np
 
 # Range-proportional part of the cluster gap: about three beam spacings of a 1-degree lidar.
 GAP_PER_METRE = 0.05
+# Points this many (typical) beam spacings apart in bearing or less are neighbours.
+ADJACENT_SPACINGS = 2.5
 
 
 @dataclass(frozen=True)
@@ -109,9 +116,13 @@ class _Track:
 
 
 def detect_objects(
-    points: np.ndarray, origin: tuple[float, float], config: TrackerConfig
+    points: np.ndarray,
+    origin: tuple[float, float],
+    config: TrackerConfig,
+    full_circle: bool = True,
 ) -> list[Detection]:
-    """Small clusters of scan `points` (odom frame, beam order) seen from `origin`."""
+    """Small clusters of scan `points` (odom frame, beam order) seen from `origin`;
+    `full_circle` False: the scan's beams cover less than a full turn."""
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     count = pts.shape[0]
     if count < config.min_points:
@@ -121,6 +132,13 @@ def detect_objects(
     step = np.hypot(*np.diff(pts, axis=0, append=pts[:1]).T)  # i -> i + 1 (wrapping)
     limit = np.maximum(config.cluster_gap, GAP_PER_METRE * ranges)
     split = step > limit  # a cluster ends after point i
+    # Beams without a return are not in `points`: the next point in the array may be far
+    # round. Only a point within a few beam spacings of a cluster's end can hide part of it.
+    bearing = np.arctan2(pts[:, 1] - oy, pts[:, 0] - ox)
+    turn = np.abs(
+        np.remainder(np.diff(bearing, append=bearing[:1]) + math.pi, 2 * math.pi) - math.pi
+    )
+    adjacent = turn <= ADJACENT_SPACINGS * float(np.median(turn))  # i and i + 1 are neighbours
     if not split.any():
         return []  # one closed ring of points: a room, nothing small
     # Rotate so the array starts right after a split: clusters never wrap around.
@@ -139,7 +157,14 @@ def detect_objects(
             continue
         before, after = order[start - 1], order[(end + 1) % count]
         near = ranges[index].min() - config.cluster_gap
-        partial = bool(ranges[before] < near or ranges[after] < near)
+        # Short of a full circle, a cluster at either end of the scan may run on past the
+        # edge of the field of view.
+        at_edge = not full_circle and (index[0] == 0 or index[-1] == count - 1)
+        partial = bool(
+            at_edge
+            or (adjacent[before] and ranges[before] < near)
+            or (adjacent[index[-1]] and ranges[after] < near)
+        )
         # Across its width the beams span the chord from the first point to the last.
         radius = max(0.5 * float(np.hypot(*(cluster[-1] - cluster[0]))), 0.02)
         mean = cluster.mean(axis=0)
@@ -175,15 +200,22 @@ class MoverTracker:
         """Tracks held now (moving or not)."""
         return len(self._tracks)
 
-    def update(self, points: np.ndarray, origin: tuple[float, float], now: float) -> None:
-        """Take one scan: `points` (odom frame, beam order) seen from `origin` at `now`."""
+    def update(
+        self,
+        points: np.ndarray,
+        origin: tuple[float, float],
+        now: float,
+        full_circle: bool = True,
+    ) -> None:
+        """Take one scan: `points` (odom frame, beam order) seen from `origin` at `now`
+        (`full_circle`: see `detect_objects`)."""
         cfg = self.config
         if now < self._last_time:
             self.reset()  # the clock went back: the history is on another clock
         elif now == self._last_time:
             return  # the same instant twice says nothing about motion
         self._last_time = now
-        detections = detect_objects(points, origin, cfg)
+        detections = detect_objects(points, origin, cfg, full_circle)
         self._tracks = [t for t in self._tracks if now - t.last_seen <= cfg.max_age]
         used_detections: set[int] = set()
         if self._tracks and detections:
@@ -264,6 +296,18 @@ class MoverTracker:
             and residual <= cfg.max_residual
         )
         return velocity, moving, mean_c + slope * (now - mean_t)
+
+    def moving_discs(self) -> np.ndarray:
+        """Where the moving tracks were: rows (x, y, radius), odom frame, one per fitted
+        detection of the last `history` seconds, radius with `radius_margin`."""
+        cfg = self.config
+        rows = [
+            (*det.center(track.radius), track.radius + cfg.radius_margin)
+            for track in self._tracks
+            if track.moving
+            for det in track.detections
+        ]
+        return np.asarray(rows, dtype=np.float64).reshape(-1, 3)
 
     def moving_obstacles(self, now: float) -> np.ndarray:
         """Moving tracks as rows (x, y, vx, vy, radius), odom frame, predicted to `now`."""

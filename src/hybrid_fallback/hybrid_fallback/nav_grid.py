@@ -16,7 +16,9 @@ cleared only by a beam passing within `clear_radius` of the obstacle point remem
 cell of it, not by one grazing the cell's free part past an obstacle's edge, which would
 open phantom gaps that close again from the next viewpoint.
 Only beams with a return clear anything: a beam without one (NaN, +inf) and directions
-outside the field of view leave the grid as it was.
+outside the field of view leave the grid as it was. So in open space, with nothing within
+range behind it, a walking obstacle's path would stay on the grid as a wall: `forget`
+clears where a tracked mover has been (see `FallbackController`).
 """
 
 from __future__ import annotations
@@ -232,6 +234,26 @@ class NavigationGrid:
         self.occupied[hits[:, 0], hits[:, 1]] = True
         self.hit_x[hits[:, 0], hits[:, 1]] = pts[inside, 0]
         self.hit_y[hits[:, 0], hits[:, 1]] = pts[inside, 1]
+
+    def forget(self, discs: np.ndarray) -> None:
+        """Clear the occupied cells whose remembered point lies within a disc's radius
+        plus `clear_radius` of its centre: rows (x, y, radius), odom frame, where a
+        moving obstacle was (`MoverTracker.moving_discs`)."""
+        cfg = self.config
+        rows = np.asarray(discs, dtype=np.float64).reshape(-1, 3)
+        if self.origin is None or rows.shape[0] == 0:
+            return
+        for x, y, radius in rows:
+            reach = radius + cfg.clear_radius
+            low = self.to_cell(np.array([[x - reach, y - reach]]))[0]
+            high = self.to_cell(np.array([[x + reach, y + reach]]))[0] + 1
+            i0, j0 = np.maximum(low, 0)
+            i1, j1 = np.minimum(high, self.cells)
+            if i0 >= i1 or j0 >= j1:
+                continue
+            window = (slice(i0, i1), slice(j0, j1))
+            near = np.hypot(self.hit_x[window] - x, self.hit_y[window] - y) <= reach
+            self.occupied[window] &= ~near
 
     def _cost_multiplier(self, gap: np.ndarray) -> np.ndarray:
         """Per-cell traversal cost factor from the cells' clearances `gap` (m)."""

@@ -297,14 +297,21 @@ class HybridSupervisor:
             return
         if self.decision is not None and self.decision.source is CommandSource.FALLBACK:
             return  # the fallback's own command did it
+        full_circle = self.observed_sector is None
         if self.arbiter.config.stall_along_route:
             self.controller.observe(
-                self.scan.points, self.pose, self.goal, now, self.scan_count, self.scan_pose
+                self.scan.points,
+                self.pose,
+                self.goal,
+                now,
+                self.scan_count,
+                self.scan_pose,
+                full_circle,
             )
         else:
             # The mover tracker still needs every scan (`fallback_for_movers`).
             self.controller.track(
-                self.scan.points, self.scan_pose or self.pose, now, self.scan_count
+                self.scan.points, self.scan_pose or self.pose, now, self.scan_count, full_circle
             )
 
     def command(self, decision: Decision, now: float) -> Velocity:

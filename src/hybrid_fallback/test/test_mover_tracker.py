@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from hybrid_fallback.dwa import DwaConfig
+from hybrid_fallback.dwa import DwaConfig, ObservedSector
 from hybrid_fallback.fallback import FallbackController
 from hybrid_fallback.mover_tracker import MoverTracker, TrackerConfig, detect_objects
 
@@ -20,14 +20,16 @@ def scan(
     rng: np.random.Generator | None = None,
     noise: float = 0.0,
     dropout: float = 0.0,
+    room: float = ROOM,
 ) -> np.ndarray:
-    """Odom-frame points (beam order) of a 360-beam lidar at `origin` in a square room."""
+    """Odom-frame points (beam order) of a 360-beam lidar at `origin` in a square room of
+    half side `room`; beams without a return within MAX_RANGE give no point."""
     angles = np.arange(BEAMS) * 2.0 * math.pi / BEAMS
     dx, dy = np.cos(angles), np.sin(angles)
     ox, oy = origin
     with np.errstate(divide="ignore", invalid="ignore"):
-        tx = np.where(dx != 0.0, (np.sign(dx) * ROOM - ox) / dx, np.inf)
-        ty = np.where(dy != 0.0, (np.sign(dy) * ROOM - oy) / dy, np.inf)
+        tx = np.where(dx != 0.0, (np.sign(dx) * room - ox) / dx, np.inf)
+        ty = np.where(dy != 0.0, (np.sign(dy) * room - oy) / dy, np.inf)
     t = np.minimum(np.abs(tx), np.abs(ty))
     for cx, cy, r in circles:
         fx, fy = ox - cx, oy - cy
@@ -107,6 +109,44 @@ def test_a_cluster_beside_a_nearer_one_is_only_partly_seen():
     assert len(near) == 1 and not near[0].partial
 
 
+def test_a_nearer_return_across_beams_that_saw_nothing_hides_no_part_of_a_cluster():
+    # In open space only the two cylinders return: in the point array each one's
+    # neighbours are the other's points, half the circle round, not the beams beside it.
+    origin = (0.0, 0.0)
+    points = scan(origin, [(2.0, 0.0, 0.2), (0.0, -1.0, 0.1)], room=20.0)
+    detections = detect_objects(points, origin, TrackerConfig())
+    assert len(detections) == 2
+    assert not any(d.partial for d in detections)
+
+
+def test_a_cluster_at_the_edge_of_a_partial_field_of_view_is_only_partly_seen():
+    # A 270-degree lidar: a cylinder at 135 degrees is cut by the edge of the view.
+    origin = (0.0, 0.0)
+    points = scan(origin, [(-1.0, 1.0, 0.2)], room=20.0)
+    bearing = np.degrees(np.arctan2(points[:, 1], points[:, 0]))
+    in_view = points[np.abs(bearing) <= 135.0]
+    in_view = in_view[np.argsort(np.arctan2(in_view[:, 1], in_view[:, 0]))]  # beam order
+    (cut,) = detect_objects(in_view, origin, TrackerConfig(), full_circle=False)
+    assert cut.partial
+    (whole,) = detect_objects(in_view, origin, TrackerConfig(), full_circle=True)
+    assert not whole.partial
+
+
+def test_the_discs_of_a_mover_lie_where_it_has_walked():
+    tracker = MoverTracker()
+    path = [(-1.5 + 0.35 * i * 0.1, 1.0) for i in range(10)]
+    for i, (x, y) in enumerate(path):
+        tracker.update(scan((0.0, 0.0), [(x, y, 0.2)]), (0.0, 0.0), i * 0.1)
+        if i == 0:
+            assert tracker.moving_discs().shape == (0, 3)  # one sighting is no motion
+    discs = tracker.moving_discs()
+    assert discs.shape[0] >= 5
+    # One disc per recent sighting, each over the cylinder where it then was.
+    for x, y, radius in discs:
+        nearest = min(math.hypot(x - px, y - py) for px, py in path)
+        assert nearest < 0.05 and 0.2 <= radius <= 0.3
+
+
 def test_the_clock_going_back_starts_over():
     tracker = MoverTracker()
     frames = [((0.0, 0.0), [(-1.5 + 0.35 * i * 0.1, 1.0, 0.2)]) for i in range(10)]
@@ -156,3 +196,49 @@ def test_the_fallback_steps_out_of_the_way_of_a_mover_only_when_tracking():
     assert tracking.tracker.moving_obstacles(frames[-1][0]).shape[0] == 1
     assert seen.moving_samples > 0  # rollouts ending in the mover's way were refused
     assert unseen.moving_samples == 0
+
+
+def walk_in_open_space(controller: FallbackController) -> tuple[float, float]:
+    """A cylinder walks across 2.5 m in front of a robot standing in open space (nothing
+    else within range): the lidar's beams behind it return nothing. Its last position."""
+    position = (0.0, 0.0)
+    for i in range(80):
+        position = (-1.5 + 0.35 * 0.1 * i, 2.5)
+        points = scan((0.0, 0.0), [(*position, 0.2)], room=20.0)
+        controller.observe(points, (0.0, 0.0, 0.0), (0.0, -3.0), 0.1 * i, scan_id=i)
+    return position
+
+
+def occupied_cells(controller: FallbackController, last: tuple[float, float]) -> tuple[int, int]:
+    """Occupied grid cells (farther than, within) 0.5 m of the mover's last position."""
+    grid = controller.grid
+    cells = np.argwhere(grid.occupied)
+    centres = grid.origin + (cells + 0.5) * grid.config.resolution
+    far = np.hypot(centres[:, 0] - last[0], centres[:, 1] - last[1]) > 0.5
+    return int(far.sum()), int((~far).sum())
+
+
+def test_a_tracked_walker_draws_no_wall_on_the_fallback_grid():
+    tracking = FallbackController()
+    blind = FallbackController(tracker=TrackerConfig(enabled=False))
+    last = walk_in_open_space(tracking)
+    walk_in_open_space(blind)
+    # Without tracking, beams that return nothing clear nothing: its path stays a wall.
+    assert occupied_cells(blind, last)[0] >= 10
+    trail, where_it_is = occupied_cells(tracking, last)
+    assert trail == 0
+    assert where_it_is >= 2  # it is on the map where it stands, for the route to go round
+
+
+def test_the_fallback_tells_the_tracker_when_the_scan_is_not_a_full_circle():
+    sector = ObservedSector.from_scan(-0.75 * math.pi, math.radians(1.0), 271)
+    told = []
+    controller = FallbackController()
+    update = controller.tracker.update
+    controller.tracker.update = lambda *args: told.append(args[3]) or update(*args)
+    points = scan((0.0, 0.0), [(1.0, 0.5, 0.2)])
+    controller.compute(points, (0.0, 0.0, 0.0), (3.0, 0.0), (0.0, 0.0), 0.0, scan_id=0)
+    controller.compute(
+        points, (0.0, 0.0, 0.0), (3.0, 0.0), (0.0, 0.0), 0.1, observed_sector=sector, scan_id=1
+    )
+    assert told == [True, False]

@@ -117,6 +117,18 @@ def grid_seeing(points: np.ndarray, field_from: NavigationGrid | None = None) ->
     return grid
 
 
+def test_forget_clears_what_was_remembered_inside_a_disc_only():
+    grid = NavigationGrid(NavGridConfig(size=10.0))
+    inside = np.array([[1.0, 0.2], [1.2, 0.0]])  # on a 0.2-m circle round (1, 0)
+    outside = wall_points(1.5, -0.5, 0.5)  # a wall 0.3 m behind its surface
+    grid.update(np.vstack((inside, outside)), (0.0, 0.0))
+    before = int(grid.occupied.sum())
+    grid.forget(np.array([[1.0, 0.0, 0.2]]))
+    assert not grid.occupied[tuple(grid.to_cell(inside).T)].any()
+    assert grid.occupied[tuple(grid.to_cell(outside).T)].all()
+    assert int(grid.occupied.sum()) == before - 2
+
+
 def test_a_replan_keeps_the_route_unless_the_new_one_is_clearly_cheaper():
     goal = (2.0, 0.0)
     # The wall's top end is nearer: the route goes over the top.
@@ -333,6 +345,19 @@ def test_blind_recovery_turns_away_from_the_nearest_obstacle(side):
     assert turns and all(turn * side < 0.0 for turn in turns)
 
 
+def as_scan(points: np.ndarray, mount: np.ndarray) -> np.ndarray:
+    """What a 270-degree, 1-degree lidar at `mount` returns of `points` (base frame): the
+    nearest point per beam, in beam order, as the mover tracker expects a scan."""
+    rel = points - mount
+    bearing = np.arctan2(rel[:, 1], rel[:, 0])
+    beam = np.round(np.degrees(bearing)).astype(int)
+    in_view = np.abs(beam) <= 135
+    order = np.lexsort((np.hypot(rel[:, 0], rel[:, 1]), beam))
+    order = order[in_view[order]]
+    first = np.r_[True, np.diff(beam[order]) != 0]
+    return points[order[first]]
+
+
 def test_a_270_degree_lidar_robot_escapes_a_trap_without_reversing_into_what_it_cannot_see():
     # The U-shaped trap of the guided-controller test, plus a post right behind the start
     # that a 270-degree front lidar (blind from -135 to +135 degrees behind) cannot see.
@@ -357,10 +382,13 @@ def test_a_270_degree_lidar_robot_escapes_a_trap_without_reversing_into_what_it_
         for step in range(1200):  # 60 s at 20 Hz, ideal unicycle
             c, s = math.cos(yaw), math.sin(yaw)
             local = (world - (x, y)) @ np.array([[c, -s], [s, c]])
-            rel = local - mount
-            seen = np.abs(np.arctan2(rel[:, 1], rel[:, 0])) <= 0.75 * math.pi
             result = controller.compute(
-                local[seen], (x, y, yaw), goal, (v, w), step * 0.05, observed_sector=sector
+                as_scan(local, mount),
+                (x, y, yaw),
+                goal,
+                (v, w),
+                step * 0.05,
+                observed_sector=sector,
             )
             v, w = result.linear, result.angular
             slowest = min(slowest, v)
