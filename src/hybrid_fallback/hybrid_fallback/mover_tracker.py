@@ -132,6 +132,8 @@ def detect_objects(
     step = np.hypot(*np.diff(pts, axis=0, append=pts[:1]).T)  # i -> i + 1 (wrapping)
     limit = np.maximum(config.cluster_gap, GAP_PER_METRE * ranges)
     split = step > limit  # a cluster ends after point i
+    if not split.any():
+        return []  # one closed ring of points: a room, nothing small
     # Beams without a return are not in `points`: the next point in the array may be far
     # round. Only a point within a few beam spacings of a cluster's end can hide part of it.
     bearing = np.arctan2(pts[:, 1] - oy, pts[:, 0] - ox)
@@ -139,8 +141,6 @@ def detect_objects(
         np.remainder(np.diff(bearing, append=bearing[:1]) + math.pi, 2 * math.pi) - math.pi
     )
     adjacent = turn <= ADJACENT_SPACINGS * float(np.median(turn))  # i and i + 1 are neighbours
-    if not split.any():
-        return []  # one closed ring of points: a room, nothing small
     # Rotate so the array starts right after a split: clusters never wrap around.
     first = (int(np.flatnonzero(split)[0]) + 1) % count
     order = np.roll(np.arange(count), -first)
