@@ -93,7 +93,7 @@ class ArbiterConfig:
     fallback_recover_time: float = 0.5
     on_policy_disabled: str = "fallback"
     stall_along_route: bool = True  # progress measured along the fallback's route
-    fallback_for_movers: bool = True  # the DWA drives while a moving obstacle threatens
+    fallback_for_movers: bool = False  # the DWA drives while a moving obstacle threatens
 
     def validate(self) -> None:
         """Raise ValueError naming the first invalid value."""

@@ -113,7 +113,7 @@ PARAMETERS: dict[str, ParameterSpec] = {
         0.8, "Near the goal v <= gain * distance (1/s)", (0.01, 100.0)
     ),
     "track_moving_obstacles": ParameterSpec(
-        True,
+        False,
         "Track obstacles that move from scan to scan; the DWA keeps out of where they go and "
         "the navigation grid forgets where they walked",
     ),
@@ -124,7 +124,7 @@ PARAMETERS: dict[str, ParameterSpec] = {
         (0.0, 30.0),
     ),
     "fallback_for_movers": ParameterSpec(
-        True,
+        False,
         "POLICY -> FALLBACK while the policy's command would meet a tracked moving obstacle "
         "within moving_horizon (not a failure: the policy returns retry_after after it passed)",
     ),

@@ -52,7 +52,7 @@ def test_the_defaults_build_the_deployed_cores():
         goal_slowdown_gain=0.8,
         moving_horizon=4.0,
     )
-    assert config.tracker == TrackerConfig(enabled=True)
+    assert config.tracker == TrackerConfig(enabled=False)  # opt-in (models/README.md)
     inflation = 0.11 + 0.03 + 0.05  # the DWA's collision radius + 5 cm
     assert config.grid == NavGridConfig(
         resolution=0.1, size=40.0, inflation_radius=inflation, proximity_radius=inflation + 0.26
